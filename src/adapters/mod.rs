@@ -1,0 +1,9 @@
+//! Adapters: every side effect lives here (SQLite, IMAP, SMTP). They carry
+//! out what the core decided and report plain facts back; they decide
+//! nothing themselves.
+
+pub mod bank_holidays;
+pub mod db;
+pub mod imap;
+pub mod smtp;
+pub mod tls;

@@ -1,0 +1,419 @@
+//! The `redress` command: clap dispatch, tracing set-up, errors to exit codes.
+//!
+//! Output meant for scripts goes to stdout (one ISO date or number per line
+//! for `calendar`, JSON for `--format json`); logs and errors go to stderr.
+//! Exit codes: 0 success, 1 failure (a bad config, a refused login, a bad
+//! date), 2 a usage error from the command line.
+
+#![forbid(unsafe_code)]
+
+use anyhow::{bail, Context as _};
+use chrono::{Datelike, NaiveDate};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use redress::adapters::db::{CaseDetail, CaseRecord, Store};
+use redress::config::{self, Config};
+use redress::core::calendar::{add_months, WorkingCalendar};
+use redress::core::case::Status;
+use redress::core::holidays::{bank_holidays, Nation};
+use std::io::IsTerminal as _;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+const DEFAULT_CONFIG: &str = "/etc/redress/config.toml";
+
+#[derive(Parser)]
+#[command(name = "redress", version, about = "A complaints desk run by email")]
+struct Cli {
+    /// Log format on stderr: human (default on a terminal) or json.
+    #[arg(long, global = true, value_enum, env = "REDRESS_LOG_FORMAT")]
+    log_format: Option<LogFormat>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the daemon (as the systemd service does).
+    Run(ConfigArg),
+    /// Validate the config and report each problem; --connect also logs in
+    /// to IMAP and SMTP.
+    Check {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Also log in to the IMAP and SMTP servers.
+        #[arg(long)]
+        connect: bool,
+    },
+    /// Working-day arithmetic, as redress counts it.
+    #[command(subcommand)]
+    Calendar(CalendarCommand),
+    /// The complaints tracker.
+    #[command(subcommand)]
+    Cases(CasesCommand),
+}
+
+#[derive(Args)]
+struct ConfigArg {
+    /// The config file.
+    #[arg(long, short, env = "REDRESS_CONFIG", default_value = DEFAULT_CONFIG)]
+    config: PathBuf,
+}
+
+#[derive(Args)]
+struct CalendarArgs {
+    /// england-and-wales (default), scotland or northern-ireland; overrides
+    /// the config's nation.
+    #[arg(long)]
+    nation: Option<String>,
+    /// Take nation, closures and extra holidays from this config.
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum CalendarCommand {
+    /// Print the Nth working day strictly after a date.
+    AddWorkingDays {
+        #[arg(long)]
+        from: String,
+        #[arg(long)]
+        days: u32,
+        #[command(flatten)]
+        cal: CalendarArgs,
+    },
+    /// Print the number of working days d with FROM < d <= TO.
+    WorkingDaysBetween {
+        #[arg(long)]
+        from: String,
+        #[arg(long)]
+        to: String,
+        #[command(flatten)]
+        cal: CalendarArgs,
+    },
+    /// Print the date N calendar months later, clamped at month end.
+    AddMonths {
+        #[arg(long)]
+        from: String,
+        #[arg(long)]
+        months: u32,
+    },
+    /// Print "yes" or "no (why)" for a date.
+    IsWorkingDay {
+        #[arg(long)]
+        date: String,
+        #[command(flatten)]
+        cal: CalendarArgs,
+    },
+    /// List the bank holidays of a year.
+    Holidays {
+        #[arg(long)]
+        year: i32,
+        #[arg(long)]
+        nation: Option<String>,
+    },
+    /// Read gov.uk's bank-holidays.json and print the nation's holidays as
+    /// a `[calendar] extra_holidays` entry to paste into the config.
+    ImportBankHolidays {
+        file: PathBuf,
+        #[arg(long, default_value = "england-and-wales")]
+        nation: String,
+        /// Only holidays from this year on.
+        #[arg(long)]
+        since: Option<i32>,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Format {
+    Table,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum CasesCommand {
+    /// List cases, newest first.
+    List {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Only cases with this status: open, on-hold, resolved, closed.
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
+    /// Show one case with its messages and events.
+    Show {
+        reference: String,
+        #[command(flatten)]
+        config: ConfigArg,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(cli.log_format);
+    match dispatch(cli.command) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("redress: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing(format: Option<LogFormat>) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let json = matches!(format, Some(LogFormat::Json));
+    if json {
+        builder.json().init();
+    } else if std::env::var_os("JOURNAL_STREAM").is_some() {
+        // journald stamps each line itself.
+        builder.without_time().with_ansi(false).init();
+    } else {
+        builder.with_ansi(std::io::stderr().is_terminal()).init();
+    }
+}
+
+fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Run(c) => {
+            let config = config::load(&c.config)?;
+            let rt = tokio::runtime::Runtime::new().context("Starting the async runtime")?;
+            rt.block_on(async {
+                let token = tokio_util::sync::CancellationToken::new();
+                redress::runtime::cancel_on_signals(token.clone())?;
+                redress::runtime::run(config, token).await
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Check { config, connect } => check(&config.config, connect),
+        Command::Calendar(c) => calendar(c),
+        Command::Cases(c) => cases(c),
+    }
+}
+
+fn check(path: &Path, connect: bool) -> anyhow::Result<ExitCode> {
+    let config = match config::load(path) {
+        Ok(c) => c,
+        Err(e) => {
+            if let Some(ce) = e.downcast_ref::<config::ConfigError>() {
+                for p in &ce.problems {
+                    eprintln!("{}: {p}", ce.origin);
+                }
+                eprintln!("{}: {} problem(s) found", ce.origin, ce.problems.len());
+                return Ok(ExitCode::FAILURE);
+            }
+            return Err(e);
+        }
+    };
+    let calendar = config.calendar(None)?;
+    println!("{}: the config is valid", path.display());
+    println!(
+        "  organisation {} ({}), complaints address {}",
+        config.organisation.name, config.organisation.reference_prefix, config.mailbox.address
+    );
+    let stages: Vec<String> = config
+        .procedure()
+        .stages
+        .iter()
+        .map(|s| format!("{} (ack {}, respond {})", s.name, s.acknowledge_within, s.respond_within))
+        .collect();
+    println!("  procedure: {}", stages.join(" -> "));
+    println!(
+        "  calendar: {} bank holidays, {} closure(s), time zone {}, working day ends {}",
+        calendar.spec().nation,
+        calendar.spec().closures.len(),
+        calendar.time_zone(),
+        config.calendar.working_day_end.format("%H:%M")
+    );
+    if !connect {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let rt = tokio::runtime::Runtime::new().context("Starting the async runtime")?;
+    let mut ok = true;
+    rt.block_on(async {
+        let (host, port) = (&config.imap.host, config.imap_port());
+        match redress::adapters::imap::probe(&config.imap, port).await {
+            Ok(p) => println!(
+                "IMAP {host}:{port}: logged in as {}; folder {} holds {} message(s); IDLE {}; keywords {}",
+                config.imap.username,
+                p.folder,
+                p.exists,
+                if p.idle { "supported" } else { "not supported (will poll)" },
+                if p.keywords { "allowed" } else { "not allowed" },
+            ),
+            Err(e) => {
+                ok = false;
+                println!("IMAP {host}:{port}: FAILED: {e}");
+            }
+        }
+        let (host, port) = (&config.smtp.host, config.smtp_port());
+        match redress::adapters::smtp::probe(&config.smtp, port).await {
+            Ok(()) => println!(
+                "SMTP {host}:{port}: connected{}",
+                config
+                    .smtp
+                    .username
+                    .as_ref()
+                    .map(|u| format!(" and logged in as {u}"))
+                    .unwrap_or_default()
+            ),
+            Err(e) => {
+                ok = false;
+                println!("SMTP {host}:{port}: FAILED: {e:#}");
+            }
+        }
+    });
+    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+fn parse_date(s: &str, what: &str) -> anyhow::Result<NaiveDate> {
+    NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d")
+        .with_context(|| format!("{what}: {s:?} is not a date (write YYYY-MM-DD)"))
+}
+
+fn parse_nation(s: &str) -> anyhow::Result<Nation> {
+    Ok(s.parse::<Nation>()?)
+}
+
+fn working_calendar(args: &CalendarArgs) -> anyhow::Result<WorkingCalendar> {
+    let nation = args.nation.as_deref().map(parse_nation).transpose()?;
+    match &args.config {
+        Some(path) => config::load(path)?.calendar(nation),
+        None => Ok(WorkingCalendar::new(redress::core::calendar::CalendarSpec {
+            nation: nation.unwrap_or_default(),
+            ..Default::default()
+        })),
+    }
+}
+
+fn calendar(c: CalendarCommand) -> anyhow::Result<ExitCode> {
+    match c {
+        CalendarCommand::AddWorkingDays { from, days, cal } => {
+            let from = parse_date(&from, "--from")?;
+            let cal = working_calendar(&cal)?;
+            println!("{}", cal.add_working_days(from, days)?);
+        }
+        CalendarCommand::WorkingDaysBetween { from, to, cal } => {
+            let (from, to) = (parse_date(&from, "--from")?, parse_date(&to, "--to")?);
+            let cal = working_calendar(&cal)?;
+            println!("{}", cal.working_days_between(from, to));
+        }
+        CalendarCommand::AddMonths { from, months } => {
+            println!("{}", add_months(parse_date(&from, "--from")?, months)?);
+        }
+        CalendarCommand::IsWorkingDay { date, cal } => {
+            let date = parse_date(&date, "--date")?;
+            let cal = working_calendar(&cal)?;
+            match cal.why_not_working(date) {
+                None => println!("yes"),
+                Some(why) => println!("no ({why})"),
+            }
+        }
+        CalendarCommand::Holidays { year, nation } => {
+            let nation = nation.as_deref().map(parse_nation).transpose()?.unwrap_or_default();
+            for h in bank_holidays(nation, year) {
+                println!("{}\t{}", h.date, h.title);
+            }
+        }
+        CalendarCommand::ImportBankHolidays { file, nation, since } => {
+            let nation = parse_nation(&nation)?;
+            let all = redress::adapters::bank_holidays::read(&file)?;
+            let Some(days) = all.get(&nation) else {
+                bail!("{} has no {nation} division", file.display());
+            };
+            let days: Vec<_> = days
+                .iter()
+                .filter(|h| since.is_none_or(|y| h.date.year() >= y))
+                .collect();
+            println!("# {} bank holidays for {nation} from {}", days.len(), file.display());
+            println!("# Paste under [calendar] (or set bank_holidays_file to the file itself).");
+            println!("extra_holidays = [");
+            for h in days {
+                println!("    \"{}\", # {}", h.date, h.title);
+            }
+            println!("]");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn open_store(path: &Path) -> anyhow::Result<Store> {
+    let config: Config = config::load(path)?;
+    Store::open(&config.store.path)
+}
+
+fn cases(c: CasesCommand) -> anyhow::Result<ExitCode> {
+    match c {
+        CasesCommand::List { config, status, format } => {
+            let status = status.as_deref().map(str::parse::<Status>).transpose()?;
+            let store = open_store(&config.config)?;
+            let cases = store.list_cases(status)?;
+            match format {
+                Format::Json => println!("{}", serde_json::to_string_pretty(&cases)?),
+                Format::Table => print_case_table(&cases),
+            }
+        }
+        CasesCommand::Show { reference, config, format } => {
+            let store = open_store(&config.config)?;
+            let Some(detail) = store.case_detail(&reference)? else {
+                bail!("no case {reference}");
+            };
+            match format {
+                Format::Json => println!("{}", serde_json::to_string_pretty(&detail)?),
+                Format::Table => print_case_detail(&detail),
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_case_table(cases: &[CaseRecord]) {
+    println!(
+        "{:<16} {:<9} {:<9} {:<20} {:<10} {:<30} SUBJECT",
+        "REFERENCE", "STAGE", "STATUS", "RECEIVED", "TARGET", "COMPLAINANT"
+    );
+    for c in cases {
+        println!(
+            "{:<16} {:<9} {:<9} {:<20} {:<10} {:<30} {}",
+            c.reference,
+            c.stage,
+            c.status,
+            c.received_at,
+            c.target_date.as_deref().unwrap_or("-"),
+            c.complainant_email,
+            c.subject
+        );
+    }
+    println!("{} case(s)", cases.len());
+}
+
+fn print_case_detail(d: &CaseDetail) {
+    let c = &d.case;
+    println!("{}  {}  {} / {}", c.reference, c.subject, c.stage, c.status);
+    println!("  complainant: {} <{}> {}", c.complainant_name, c.complainant_email, c.complainant_phone);
+    println!("  department:  {}", c.department);
+    println!("  received:    {}", c.received_at);
+    println!("  acknowledged: {}", c.acknowledged_at.as_deref().unwrap_or("-"));
+    println!("  target date: {}", c.target_date.as_deref().unwrap_or("-"));
+    println!("messages:");
+    for m in &d.messages {
+        println!("  {} {} {} {}", m.received_at, m.direction, m.from_address, m.subject);
+    }
+    println!("events:");
+    for e in &d.events {
+        println!("  {} {} {} {}", e.at, e.actor, e.kind, e.detail);
+    }
+}

@@ -1,0 +1,8 @@
+//! The one integration test binary: the CLI as users run it, the store on
+//! real SQLite files, and the mail adapters against a real Dovecot and
+//! Postfix on 127.0.0.1 (started per test by `scripts/mailstack`).
+
+mod cli;
+mod mail;
+mod purity;
+mod support;

@@ -275,8 +275,9 @@ fn default_cutoff() -> NaiveTime {
 
 fn de_hhmm<'de, D: Deserializer<'de>>(d: D) -> Result<NaiveTime, D::Error> {
     let s = String::deserialize(d)?;
-    NaiveTime::parse_from_str(&s, "%H:%M")
-        .map_err(|_| serde::de::Error::custom(format!("{s:?} is not a time: write HH:MM, e.g. \"17:00\"")))
+    NaiveTime::parse_from_str(&s, "%H:%M").map_err(|_| {
+        serde::de::Error::custom(format!("{s:?} is not a time: write HH:MM, e.g. \"17:00\""))
+    })
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -335,7 +336,11 @@ impl FromStr for AnswererConfig {
             "department-head" => Answerer::DepartmentHead,
             "quality-coordinator" => Answerer::QualityCoordinator,
             "managing-director" => Answerer::ManagingDirector,
-            _ => return Err("expected department-head, quality-coordinator or managing-director".into()),
+            _ => {
+                return Err(
+                    "expected department-head, quality-coordinator or managing-director".into(),
+                )
+            }
         }))
     }
 }
@@ -447,33 +452,38 @@ impl ConfigError {
 
 /// Parses and validates config text. `origin` names the file in errors;
 /// `env` is the process environment (only `REDRESS_*` entries are used).
-pub fn parse_str(text: &str, origin: &str, env: &[(String, String)]) -> Result<Config, ConfigError> {
-    let mut doc: toml::Table = text
-        .parse()
-        .map_err(|e: toml::de::Error| ConfigError::one(origin, format!("not valid TOML: {}", e.to_string().trim())))?;
-    let overridden = apply_env(&mut doc, env).map_err(|p| ConfigError::one(origin, p))?;
-    let config: Config = serde_path_to_error::deserialize(toml::Value::Table(doc)).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner().to_string();
-        // The toml deserializer appends "in `section`": the path says it already.
-        let inner = inner.lines().next().unwrap_or_default().trim();
-        let problem = if let Some(field) = inner
-            .strip_prefix("missing field `")
-            .and_then(|s| s.strip_suffix('`'))
-        {
-            format!("key `{}` is missing", join_key(&path, field))
-        } else if path == "." || path.is_empty() {
-            inner.to_string()
-        } else {
-            let var = overridden
-                .iter()
-                .find(|(key, _)| *key == path)
-                .map(|(_, var)| format!(" (set by {var})"))
-                .unwrap_or_default();
-            format!("key `{path}`{var}: {inner}")
-        };
-        ConfigError::one(origin, problem)
+pub fn parse_str(
+    text: &str,
+    origin: &str,
+    env: &[(String, String)],
+) -> Result<Config, ConfigError> {
+    let mut doc: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+        ConfigError::one(origin, format!("not valid TOML: {}", e.to_string().trim()))
     })?;
+    let overridden = apply_env(&mut doc, env).map_err(|p| ConfigError::one(origin, p))?;
+    let config: Config =
+        serde_path_to_error::deserialize(toml::Value::Table(doc)).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner().to_string();
+            // The toml deserializer appends "in `section`": the path says it already.
+            let inner = inner.lines().next().unwrap_or_default().trim();
+            let problem = if let Some(field) = inner
+                .strip_prefix("missing field `")
+                .and_then(|s| s.strip_suffix('`'))
+            {
+                format!("key `{}` is missing", join_key(&path, field))
+            } else if path == "." || path.is_empty() {
+                inner.to_string()
+            } else {
+                let var = overridden
+                    .iter()
+                    .find(|(key, _)| *key == path)
+                    .map(|(_, var)| format!(" (set by {var})"))
+                    .unwrap_or_default();
+                format!("key `{path}`{var}: {inner}")
+            };
+            ConfigError::one(origin, problem)
+        })?;
     let problems = config.validate();
     if problems.is_empty() {
         Ok(config)
@@ -495,12 +505,23 @@ fn join_key(path: &str, field: &str) -> String {
 
 /// Reads the config file and the password files it names.
 pub fn load(path: &Path) -> anyhow::Result<Config> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("Reading config {}", path.display()))?;
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("Reading config {}", path.display()))?;
     let env: Vec<(String, String)> = std::env::vars().collect();
     let mut config = parse_str(&text, &path.display().to_string(), &env)?;
     let origin = path.display().to_string();
-    config.imap.password = resolve_password(&origin, "imap", config.imap.password.take(), &config.imap.password_file)?;
-    config.smtp.password = resolve_password(&origin, "smtp", config.smtp.password.take(), &config.smtp.password_file)?;
+    config.imap.password = resolve_password(
+        &origin,
+        "imap",
+        config.imap.password.take(),
+        &config.imap.password_file,
+    )?;
+    config.smtp.password = resolve_password(
+        &origin,
+        "smtp",
+        config.smtp.password.take(),
+        &config.smtp.password_file,
+    )?;
     Ok(config)
 }
 
@@ -524,12 +545,17 @@ fn resolve_password(
     password: Option<Secret>,
     file: &Option<PathBuf>,
 ) -> Result<Option<Secret>, ConfigError> {
-    let Some(file) = file else { return Ok(password) };
+    let Some(file) = file else {
+        return Ok(password);
+    };
     let path = expand_credentials(file);
     let text = std::fs::read_to_string(&path).map_err(|e| {
         ConfigError::one(
             origin,
-            format!("key `{section}.password_file`: cannot read {}: {e}", path.display()),
+            format!(
+                "key `{section}.password_file`: cannot read {}: {e}",
+                path.display()
+            ),
         )
     })?;
     let secret = text.trim_end_matches(['\r', '\n']).to_string();
@@ -544,9 +570,15 @@ fn resolve_password(
 
 /// Applies `REDRESS_<SECTION>_<KEY>` variables to the document. Returns the
 /// dotted keys set, with the variable that set each.
-fn apply_env(doc: &mut toml::Table, env: &[(String, String)]) -> Result<Vec<(String, String)>, String> {
+fn apply_env(
+    doc: &mut toml::Table,
+    env: &[(String, String)],
+) -> Result<Vec<(String, String)>, String> {
     let mut set = Vec::new();
-    let mut vars: Vec<&(String, String)> = env.iter().filter(|(k, _)| k.starts_with("REDRESS_")).collect();
+    let mut vars: Vec<&(String, String)> = env
+        .iter()
+        .filter(|(k, _)| k.starts_with("REDRESS_"))
+        .collect();
     vars.sort();
     for (var, value) in vars {
         let rest = var["REDRESS_".len()..].to_ascii_lowercase();
@@ -561,7 +593,9 @@ fn apply_env(doc: &mut toml::Table, env: &[(String, String)]) -> Result<Vec<(Str
             .or_insert_with(|| toml::Value::Table(toml::Table::new()));
         // Find the path first (immutably), then walk it mutably.
         loop {
-            let table = table_at(doc, &path).ok_or_else(|| format!("{var}: `{}` is not a table in the config", path.join(".")))?;
+            let table = table_at(doc, &path).ok_or_else(|| {
+                format!("{var}: `{}` is not a table in the config", path.join("."))
+            })?;
             let sub = table
                 .iter()
                 .filter(|(k, v)| v.is_table() && key_rest.starts_with(&format!("{k}_")))
@@ -571,7 +605,8 @@ fn apply_env(doc: &mut toml::Table, env: &[(String, String)]) -> Result<Vec<(Str
             key_rest = key_rest[sub.len() + 1..].to_string();
             path.push(sub);
         }
-        let table = table_at_mut(doc, &path).ok_or_else(|| format!("{var}: `{}` is not a table", path.join(".")))?;
+        let table = table_at_mut(doc, &path)
+            .ok_or_else(|| format!("{var}: `{}` is not a table", path.join(".")))?;
         let key = format!("key `{}.{key_rest}` (set by {var})", path.join("."));
         let new_value = match table.get(&key_rest) {
             Some(toml::Value::Integer(_)) => value
@@ -605,12 +640,16 @@ fn table_at<'a>(doc: &'a toml::Table, path: &[String]) -> Option<&'a toml::Table
 }
 
 fn table_at_mut<'a>(doc: &'a mut toml::Table, path: &[String]) -> Option<&'a mut toml::Table> {
-    path.iter().try_fold(doc, |t, k| t.get_mut(k)?.as_table_mut())
+    path.iter()
+        .try_fold(doc, |t, k| t.get_mut(k)?.as_table_mut())
 }
 
 fn is_loopback_host(host: &str) -> bool {
     let h = host.trim_start_matches('[').trim_end_matches(']');
-    h.eq_ignore_ascii_case("localhost") || h.parse::<IpAddr>().map(|ip| ip.is_loopback()).unwrap_or(false)
+    h.eq_ignore_ascii_case("localhost")
+        || h.parse::<IpAddr>()
+            .map(|ip| ip.is_loopback())
+            .unwrap_or(false)
 }
 
 /// A plain check of an email address: one `@`, something either side, no
@@ -623,7 +662,9 @@ pub fn looks_like_address(s: &str) -> bool {
                 && domain.contains('.')
                 && !domain.starts_with('.')
                 && !domain.ends_with('.')
-                && !s.chars().any(|c| c.is_whitespace() || c == '<' || c == '>' || c == ',')
+                && !s
+                    .chars()
+                    .any(|c| c.is_whitespace() || c == '<' || c == '>' || c == ',')
         }
         _ => false,
     }
@@ -644,7 +685,9 @@ impl Config {
         let prefix = &self.organisation.reference_prefix;
         if prefix.is_empty()
             || prefix.len() > 16
-            || !prefix.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '-')
+            || !prefix
+                .chars()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '-')
             || prefix.starts_with('-')
             || prefix.ends_with('-')
         {
@@ -654,8 +697,20 @@ impl Config {
         }
         addr("mailbox.address", &self.mailbox.address, &mut p);
         for (section, host, tls, password, file) in [
-            ("imap", &self.imap.host, self.imap.tls, &self.imap.password, &self.imap.password_file),
-            ("smtp", &self.smtp.host, self.smtp.tls, &self.smtp.password, &self.smtp.password_file),
+            (
+                "imap",
+                &self.imap.host,
+                self.imap.tls,
+                &self.imap.password,
+                &self.imap.password_file,
+            ),
+            (
+                "smtp",
+                &self.smtp.host,
+                self.smtp.tls,
+                &self.smtp.password,
+                &self.smtp.password_file,
+            ),
         ] {
             if host.trim().is_empty() {
                 p.push(format!("key `{section}.host`: must not be empty"));
@@ -666,11 +721,15 @@ impl Config {
                 ));
             }
             if password.is_some() && file.is_some() {
-                p.push(format!("key `{section}.password`: set either password or password_file, not both"));
+                p.push(format!(
+                    "key `{section}.password`: set either password or password_file, not both"
+                ));
             }
         }
         if self.imap.password.is_none() && self.imap.password_file.is_none() {
-            p.push("key `imap.password`: is missing (set imap.password or imap.password_file)".into());
+            p.push(
+                "key `imap.password`: is missing (set imap.password or imap.password_file)".into(),
+            );
         }
         if self.imap.port == Some(0) {
             p.push("key `imap.port`: must not be 0".into());
@@ -684,7 +743,9 @@ impl Config {
         if self.imap.poll_interval == 0 {
             p.push("key `imap.poll_interval`: must be at least 1 second".into());
         }
-        if self.smtp.username.is_none() && (self.smtp.password.is_some() || self.smtp.password_file.is_some()) {
+        if self.smtp.username.is_none()
+            && (self.smtp.password.is_some() || self.smtp.password_file.is_some())
+        {
             p.push("key `smtp.username`: is missing (a password is set)".into());
         }
         if let Some(from) = &self.smtp.from {
@@ -706,31 +767,61 @@ impl Config {
         }
         let mut names = HashSet::new();
         for (i, s) in self.procedure.stages.iter().enumerate() {
-            if s.name.trim().is_empty() || !s.name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-') {
+            if s.name.trim().is_empty()
+                || !s
+                    .name
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+            {
                 p.push(format!(
                     "key `procedure.stages[{i}].name`: {:?} must be lower-case letters, digits and dashes",
                     s.name
                 ));
             }
             if !names.insert(s.name.as_str()) {
-                p.push(format!("key `procedure.stages[{i}].name`: stage {:?} appears twice", s.name));
+                p.push(format!(
+                    "key `procedure.stages[{i}].name`: stage {:?} appears twice",
+                    s.name
+                ));
             }
         }
         let staff = &self.staff;
-        addr("staff.quality_coordinator.address", &staff.quality_coordinator.address, &mut p);
-        addr("staff.managing_director.address", &staff.managing_director.address, &mut p);
+        addr(
+            "staff.quality_coordinator.address",
+            &staff.quality_coordinator.address,
+            &mut p,
+        );
+        addr(
+            "staff.managing_director.address",
+            &staff.managing_director.address,
+            &mut p,
+        );
         let mut managers = HashSet::new();
         for (i, m) in staff.senior_managers.iter().enumerate() {
-            addr(&format!("staff.senior_managers[{i}].address"), &m.address, &mut p);
+            addr(
+                &format!("staff.senior_managers[{i}].address"),
+                &m.address,
+                &mut p,
+            );
             if !managers.insert(m.id.as_str()) {
-                p.push(format!("key `staff.senior_managers[{i}].id`: {:?} appears twice", m.id));
+                p.push(format!(
+                    "key `staff.senior_managers[{i}].id`: {:?} appears twice",
+                    m.id
+                ));
             }
         }
         let mut departments = HashSet::new();
         for (i, d) in staff.departments.iter().enumerate() {
-            addr(&format!("staff.departments[{i}].head.address"), &d.head.address, &mut p);
+            addr(
+                &format!("staff.departments[{i}].head.address"),
+                &d.head.address,
+                &mut p,
+            );
             if !departments.insert(d.id.as_str()) {
-                p.push(format!("key `staff.departments[{i}].id`: {:?} appears twice", d.id));
+                p.push(format!(
+                    "key `staff.departments[{i}].id`: {:?} appears twice",
+                    d.id
+                ));
             }
             if !managers.contains(d.senior_manager.as_str()) {
                 p.push(format!(
@@ -741,12 +832,21 @@ impl Config {
         }
         if let Some(def) = &staff.default_department {
             if !departments.contains(def.as_str()) {
-                p.push(format!("key `staff.default_department`: no department has id {def:?}"));
+                p.push(format!(
+                    "key `staff.default_department`: no department has id {def:?}"
+                ));
             }
         }
-        let staff_addresses: Vec<&str> = self.staff_addresses().into_iter().map(|(a, _)| a).collect();
-        if staff_addresses.iter().any(|a| a.eq_ignore_ascii_case(&self.mailbox.address)) {
-            p.push("key `mailbox.address`: the complaints address must not also be a staff address".into());
+        let staff_addresses: Vec<&str> =
+            self.staff_addresses().into_iter().map(|(a, _)| a).collect();
+        if staff_addresses
+            .iter()
+            .any(|a| a.eq_ignore_ascii_case(&self.mailbox.address))
+        {
+            p.push(
+                "key `mailbox.address`: the complaints address must not also be a staff address"
+                    .into(),
+            );
         }
         p
     }
@@ -785,8 +885,14 @@ impl Config {
     pub fn staff_addresses(&self) -> Vec<(&str, String)> {
         let s = &self.staff;
         let mut out = vec![
-            (s.quality_coordinator.address.as_str(), "quality-coordinator".to_string()),
-            (s.managing_director.address.as_str(), "managing-director".to_string()),
+            (
+                s.quality_coordinator.address.as_str(),
+                "quality-coordinator".to_string(),
+            ),
+            (
+                s.managing_director.address.as_str(),
+                "managing-director".to_string(),
+            ),
         ];
         out.extend(
             s.senior_managers
@@ -825,7 +931,10 @@ impl Config {
     /// The working-day calendar: the spec plus, when configured, gov.uk's
     /// `bank-holidays.json` for the nation (reads that file). `nation`
     /// overrides the configured nation.
-    pub fn calendar(&self, nation: Option<Nation>) -> anyhow::Result<crate::core::calendar::WorkingCalendar> {
+    pub fn calendar(
+        &self,
+        nation: Option<Nation>,
+    ) -> anyhow::Result<crate::core::calendar::WorkingCalendar> {
         let mut spec = self.calendar_spec();
         if let Some(n) = nation {
             spec.nation = n;
@@ -871,7 +980,10 @@ mod tests {
     const OPAL: &str = include_str!("../config.opal.example.toml");
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     fn problems(text: &str, vars: &[(&str, &str)]) -> Vec<String> {
@@ -890,7 +1002,10 @@ mod tests {
         assert_eq!(c.procedure.escalation_window, Span::Hours(24));
         assert_eq!(c.procedure.stages[0].escalate_within, Some(Span::Months(1)));
         let o = parse_str(OPAL, "config.opal.example.toml", &[]).expect("opal config");
-        assert_eq!(o.procedure.stages.last().map(|s| s.respond_within), Some(Span::WorkingDays(30)));
+        assert_eq!(
+            o.procedure.stages.last().map(|s| s.respond_within),
+            Some(Span::WorkingDays(30))
+        );
         assert_eq!(o.procedure.feedback_after, Some(Span::WorkingDays(15)));
         assert!(!o.calendar.closures.is_empty());
     }
@@ -900,7 +1015,10 @@ mod tests {
         let text = EXAMPLE.replace("[imap]\n", "[imap]\nprot = 1\n");
         let p = problems(&text, &[]);
         assert_eq!(p.len(), 1, "{p:?}");
-        assert!(p[0].contains("imap.prot") && p[0].contains("unknown field"), "{p:?}");
+        assert!(
+            p[0].contains("imap.prot") && p[0].contains("unknown field"),
+            "{p:?}"
+        );
     }
 
     #[test]
@@ -912,11 +1030,17 @@ mod tests {
 
     #[test]
     fn bad_values_are_named() {
-        let text = EXAMPLE.replace("respond_within = \"20 working days\"", "respond_within = \"20 fortnights\"");
+        let text = EXAMPLE.replace(
+            "respond_within = \"20 working days\"",
+            "respond_within = \"20 fortnights\"",
+        );
         let p = problems(&text, &[]);
         assert!(p[0].contains("procedure.stages[0].respond_within"), "{p:?}");
         let p = problems(EXAMPLE, &[("REDRESS_IMAP_PORT", "lots")]);
-        assert!(p[0].contains("imap.port") && p[0].contains("REDRESS_IMAP_PORT"), "{p:?}");
+        assert!(
+            p[0].contains("imap.port") && p[0].contains("REDRESS_IMAP_PORT"),
+            "{p:?}"
+        );
         let p = problems(EXAMPLE, &[("REDRESS_CALENDAR_NATION", "wales")]);
         assert!(p[0].contains("calendar.nation"), "{p:?}");
     }
@@ -932,7 +1056,10 @@ mod tests {
                 ("REDRESS_IMAP_TLS", "none"),
                 ("REDRESS_IMAP_PASSWORD", "12345"),
                 ("REDRESS_MAILBOX_ADDRESS", "desk@opp.example"),
-                ("REDRESS_STAFF_QUALITY_COORDINATOR_ADDRESS", "qc2@opp.example"),
+                (
+                    "REDRESS_STAFF_QUALITY_COORDINATOR_ADDRESS",
+                    "qc2@opp.example",
+                ),
                 ("REDRESS_STORE_PATH", "/tmp/x.sqlite"),
                 ("REDRESS_UNRELATED_THING", "ignored"),
             ]),
@@ -949,9 +1076,16 @@ mod tests {
     #[test]
     fn plain_text_is_refused_off_loopback() {
         let p = problems(EXAMPLE, &[("REDRESS_IMAP_TLS", "none")]);
-        assert!(p.iter().any(|x| x.contains("imap.tls") && x.contains("loopback")), "{p:?}");
+        assert!(
+            p.iter()
+                .any(|x| x.contains("imap.tls") && x.contains("loopback")),
+            "{p:?}"
+        );
         for host in ["127.0.0.1", "127.8.9.1", "::1", "[::1]", "localhost"] {
-            let p = problems(EXAMPLE, &[("REDRESS_SMTP_TLS", "none"), ("REDRESS_SMTP_HOST", host)]);
+            let p = problems(
+                EXAMPLE,
+                &[("REDRESS_SMTP_TLS", "none"), ("REDRESS_SMTP_HOST", host)],
+            );
             assert!(p.is_empty(), "{host}: {p:?}");
         }
     }
@@ -971,7 +1105,12 @@ mod tests {
 
     #[test]
     fn secrets_stay_out_of_debug() {
-        let c = parse_str(EXAMPLE, "t", &env(&[("REDRESS_IMAP_PASSWORD", "hunter2-secret")])).expect("config");
+        let c = parse_str(
+            EXAMPLE,
+            "t",
+            &env(&[("REDRESS_IMAP_PASSWORD", "hunter2-secret")]),
+        )
+        .expect("config");
         let dump = format!("{c:?}");
         assert!(!dump.contains("hunter2-secret"));
         assert!(dump.contains("<redacted>"));

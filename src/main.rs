@@ -228,7 +228,12 @@ fn check(path: &Path, connect: bool) -> anyhow::Result<ExitCode> {
         .procedure()
         .stages
         .iter()
-        .map(|s| format!("{} (ack {}, respond {})", s.name, s.acknowledge_within, s.respond_within))
+        .map(|s| {
+            format!(
+                "{} (ack {}, respond {})",
+                s.name, s.acknowledge_within, s.respond_within
+            )
+        })
         .collect();
     println!("  procedure: {}", stages.join(" -> "));
     println!(
@@ -276,7 +281,11 @@ fn check(path: &Path, connect: bool) -> anyhow::Result<ExitCode> {
             }
         }
     });
-    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 fn parse_date(s: &str, what: &str) -> anyhow::Result<NaiveDate> {
@@ -292,10 +301,12 @@ fn working_calendar(args: &CalendarArgs) -> anyhow::Result<WorkingCalendar> {
     let nation = args.nation.as_deref().map(parse_nation).transpose()?;
     match &args.config {
         Some(path) => config::load(path)?.calendar(nation),
-        None => Ok(WorkingCalendar::new(redress::core::calendar::CalendarSpec {
-            nation: nation.unwrap_or_default(),
-            ..Default::default()
-        })),
+        None => Ok(WorkingCalendar::new(
+            redress::core::calendar::CalendarSpec {
+                nation: nation.unwrap_or_default(),
+                ..Default::default()
+            },
+        )),
     }
 }
 
@@ -323,12 +334,20 @@ fn calendar(c: CalendarCommand) -> anyhow::Result<ExitCode> {
             }
         }
         CalendarCommand::Holidays { year, nation } => {
-            let nation = nation.as_deref().map(parse_nation).transpose()?.unwrap_or_default();
+            let nation = nation
+                .as_deref()
+                .map(parse_nation)
+                .transpose()?
+                .unwrap_or_default();
             for h in bank_holidays(nation, year) {
                 println!("{}\t{}", h.date, h.title);
             }
         }
-        CalendarCommand::ImportBankHolidays { file, nation, since } => {
+        CalendarCommand::ImportBankHolidays {
+            file,
+            nation,
+            since,
+        } => {
             let nation = parse_nation(&nation)?;
             let all = redress::adapters::bank_holidays::read(&file)?;
             let Some(days) = all.get(&nation) else {
@@ -338,7 +357,11 @@ fn calendar(c: CalendarCommand) -> anyhow::Result<ExitCode> {
                 .iter()
                 .filter(|h| since.is_none_or(|y| h.date.year() >= y))
                 .collect();
-            println!("# {} bank holidays for {nation} from {}", days.len(), file.display());
+            println!(
+                "# {} bank holidays for {nation} from {}",
+                days.len(),
+                file.display()
+            );
             println!("# Paste under [calendar] (or set bank_holidays_file to the file itself).");
             println!("extra_holidays = [");
             for h in days {
@@ -357,7 +380,11 @@ fn open_store(path: &Path) -> anyhow::Result<Store> {
 
 fn cases(c: CasesCommand) -> anyhow::Result<ExitCode> {
     match c {
-        CasesCommand::List { config, status, format } => {
+        CasesCommand::List {
+            config,
+            status,
+            format,
+        } => {
             let status = status.as_deref().map(str::parse::<Status>).transpose()?;
             let store = open_store(&config.config)?;
             let cases = store.list_cases(status)?;
@@ -366,7 +393,11 @@ fn cases(c: CasesCommand) -> anyhow::Result<ExitCode> {
                 Format::Table => print_case_table(&cases),
             }
         }
-        CasesCommand::Show { reference, config, format } => {
+        CasesCommand::Show {
+            reference,
+            config,
+            format,
+        } => {
             let store = open_store(&config.config)?;
             let Some(detail) = store.case_detail(&reference)? else {
                 bail!("no case {reference}");
@@ -403,14 +434,23 @@ fn print_case_table(cases: &[CaseRecord]) {
 fn print_case_detail(d: &CaseDetail) {
     let c = &d.case;
     println!("{}  {}  {} / {}", c.reference, c.subject, c.stage, c.status);
-    println!("  complainant: {} <{}> {}", c.complainant_name, c.complainant_email, c.complainant_phone);
+    println!(
+        "  complainant: {} <{}> {}",
+        c.complainant_name, c.complainant_email, c.complainant_phone
+    );
     println!("  department:  {}", c.department);
     println!("  received:    {}", c.received_at);
-    println!("  acknowledged: {}", c.acknowledged_at.as_deref().unwrap_or("-"));
+    println!(
+        "  acknowledged: {}",
+        c.acknowledged_at.as_deref().unwrap_or("-")
+    );
     println!("  target date: {}", c.target_date.as_deref().unwrap_or("-"));
     println!("messages:");
     for m in &d.messages {
-        println!("  {} {} {} {}", m.received_at, m.direction, m.from_address, m.subject);
+        println!(
+            "  {} {} {} {}",
+            m.received_at, m.direction, m.from_address, m.subject
+        );
     }
     println!("events:");
     for e in &d.events {

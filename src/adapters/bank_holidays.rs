@@ -33,7 +33,10 @@ pub fn parse(text: &str) -> anyhow::Result<HashMap<Nation, Vec<Holiday>>> {
         let mut days: Vec<Holiday> = division
             .events
             .into_iter()
-            .map(|e| Holiday { date: e.date, title: e.title })
+            .map(|e| Holiday {
+                date: e.date,
+                title: e.title,
+            })
             .collect();
         days.sort_by_key(|h| h.date);
         out.insert(nation, days);
@@ -44,7 +47,8 @@ pub fn parse(text: &str) -> anyhow::Result<HashMap<Nation, Vec<Holiday>>> {
 
 /// Reads and parses the file.
 pub fn read(path: &Path) -> anyhow::Result<HashMap<Nation, Vec<Holiday>>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("Reading {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("Reading {}", path.display()))?;
     parse(&text).with_context(|| format!("Parsing {}", path.display()))
 }
 
@@ -73,6 +77,8 @@ mod tests {
     fn rejects_other_shapes() {
         assert!(parse("[]").is_err());
         assert!(parse(r#"{"wales": {"events": []}}"#).is_err());
-        assert!(parse(r#"{"scotland": {"events": [{"title": "x", "date": "2031-13-01"}]}}"#).is_err());
+        assert!(
+            parse(r#"{"scotland": {"events": [{"title": "x", "date": "2031-13-01"}]}}"#).is_err()
+        );
     }
 }

@@ -39,7 +39,8 @@ impl Store {
             std::fs::create_dir_all(parent)
                 .with_context(|| format!("Creating the store's directory {}", parent.display()))?;
         }
-        let conn = Connection::open(path).with_context(|| format!("Opening the store {}", path.display()))?;
+        let conn = Connection::open(path)
+            .with_context(|| format!("Opening the store {}", path.display()))?;
         conn.busy_timeout(Duration::from_secs(10))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
@@ -53,7 +54,9 @@ impl Store {
 
     /// The schema version of the open store.
     pub fn version(&self) -> anyhow::Result<i64> {
-        Ok(self.conn.pragma_query_value(None, "user_version", |r| r.get(0))?)
+        Ok(self
+            .conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))?)
     }
 
     fn migrate(&mut self) -> anyhow::Result<()> {
@@ -101,7 +104,11 @@ impl Store {
         let sql = format!("SELECT {CASE_COLUMNS} FROM cases WHERE reference = ?1");
         Ok(self
             .conn
-            .query_row(&sql, params![reference.trim().to_ascii_uppercase()], case_from_row)
+            .query_row(
+                &sql,
+                params![reference.trim().to_ascii_uppercase()],
+                case_from_row,
+            )
             .optional()?)
     }
 
@@ -140,11 +147,16 @@ impl Store {
                     at: r.get(0)?,
                     actor: r.get(1)?,
                     kind: r.get(2)?,
-                    detail: serde_json::from_str(&detail).unwrap_or(serde_json::Value::String(detail)),
+                    detail: serde_json::from_str(&detail)
+                        .unwrap_or(serde_json::Value::String(detail)),
                 })
             })?
             .collect::<Result<_, _>>()?;
-        Ok(Some(CaseDetail { case, messages, events }))
+        Ok(Some(CaseDetail {
+            case,
+            messages,
+            events,
+        }))
     }
 
     /// The IMAP checkpoint of a folder: (UIDVALIDITY, last processed UID).
@@ -161,7 +173,13 @@ impl Store {
 }
 
 /// Records the IMAP checkpoint of a folder.
-pub fn set_checkpoint(tx: &Transaction, folder: &str, uidvalidity: u32, last_uid: u32, now: DateTime<Utc>) -> anyhow::Result<()> {
+pub fn set_checkpoint(
+    tx: &Transaction,
+    folder: &str,
+    uidvalidity: u32,
+    last_uid: u32,
+    now: DateTime<Utc>,
+) -> anyhow::Result<()> {
     tx.execute(
         "INSERT INTO imap_checkpoints (folder, uidvalidity, last_uid, updated_at) VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT (folder) DO UPDATE SET uidvalidity = ?2, last_uid = ?3, updated_at = ?4",
@@ -187,7 +205,11 @@ pub struct NewCase<'a> {
 
 /// Inserts a case with the next reference of its year (the year the
 /// complaint was received), and the complainant as a participant.
-pub fn insert_case(tx: &Transaction, new: &NewCase, now: DateTime<Utc>) -> anyhow::Result<(i64, CaseRef)> {
+pub fn insert_case(
+    tx: &Transaction,
+    new: &NewCase,
+    now: DateTime<Utc>,
+) -> anyhow::Result<(i64, CaseRef)> {
     let year = new.received_at.year();
     let seq: u32 = tx.query_row(
         "SELECT COALESCE(MAX(seq), 0) + 1 FROM cases WHERE year = ?1",
@@ -354,9 +376,12 @@ mod tests {
         let mut store = Store::open(&dir.path().join("s.sqlite")).expect("open");
         let now = utc("2026-11-23T10:00:00Z");
         let tx = store.transaction().expect("tx");
-        let (_, a) = insert_case(&tx, &new_case("a@example.net", "2026-11-23T10:00:00Z"), now).expect("a");
-        let (_, b) = insert_case(&tx, &new_case("b@example.net", "2026-12-31T23:00:00Z"), now).expect("b");
-        let (_, c) = insert_case(&tx, &new_case("c@example.net", "2027-01-01T09:00:00Z"), now).expect("c");
+        let (_, a) =
+            insert_case(&tx, &new_case("a@example.net", "2026-11-23T10:00:00Z"), now).expect("a");
+        let (_, b) =
+            insert_case(&tx, &new_case("b@example.net", "2026-12-31T23:00:00Z"), now).expect("b");
+        let (_, c) =
+            insert_case(&tx, &new_case("c@example.net", "2027-01-01T09:00:00Z"), now).expect("c");
         tx.commit().expect("commit");
         assert_eq!(
             [a.as_str(), b.as_str(), c.as_str()],
@@ -364,7 +389,10 @@ mod tests {
         );
         let open = store.list_cases(Some(Status::Open)).expect("list");
         assert_eq!(open.len(), 3);
-        assert!(store.list_cases(Some(Status::Closed)).expect("list").is_empty());
+        assert!(store
+            .list_cases(Some(Status::Closed))
+            .expect("list")
+            .is_empty());
     }
 
     #[test]
@@ -373,12 +401,27 @@ mod tests {
         let mut store = Store::open(&dir.path().join("s.sqlite")).expect("open");
         let now = utc("2026-11-23T10:00:00Z");
         let tx = store.transaction().expect("tx");
-        let (id, r) = insert_case(&tx, &new_case("a@example.net", "2026-11-23T10:00:00Z"), now).expect("a");
-        append_event(&tx, Some(id), now, "redress", "opened", &serde_json::json!({"stage": "informal"})).expect("event");
+        let (id, r) =
+            insert_case(&tx, &new_case("a@example.net", "2026-11-23T10:00:00Z"), now).expect("a");
+        append_event(
+            &tx,
+            Some(id),
+            now,
+            "redress",
+            "opened",
+            &serde_json::json!({"stage": "informal"}),
+        )
+        .expect("event");
         tx.commit().expect("commit");
-        assert!(store.conn().execute("UPDATE events SET kind = 'x'", []).is_err());
+        assert!(store
+            .conn()
+            .execute("UPDATE events SET kind = 'x'", [])
+            .is_err());
         assert!(store.conn().execute("DELETE FROM events", []).is_err());
-        let detail = store.case_detail(r.as_str()).expect("detail").expect("case");
+        let detail = store
+            .case_detail(r.as_str())
+            .expect("detail")
+            .expect("case");
         assert_eq!(detail.events.len(), 1);
         assert_eq!(detail.events[0].detail["stage"], "informal");
     }

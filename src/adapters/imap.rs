@@ -28,11 +28,19 @@ pub type Client = async_imap::Client<Box<dyn ImapStream>>;
 #[derive(Debug, thiserror::Error)]
 pub enum ImapError {
     #[error("could not reach the IMAP server {host}:{port}: {reason}")]
-    Network { host: String, port: u16, reason: String },
+    Network {
+        host: String,
+        port: u16,
+        reason: String,
+    },
     #[error("TLS with the IMAP server {host} failed: {reason}")]
     Tls { host: String, reason: String },
     #[error("the IMAP server {host} refused the login for {username}: {reason}")]
-    Auth { host: String, username: String, reason: String },
+    Auth {
+        host: String,
+        username: String,
+        reason: String,
+    },
     #[error("the IMAP server {host} answered unexpectedly: {reason}")]
     Protocol { host: String, reason: String },
     #[error("config: {0}")]
@@ -53,7 +61,10 @@ async fn step<T, E: std::fmt::Display>(
     match tokio::time::timeout(STEP_TIMEOUT, fut).await {
         Ok(Ok(v)) => Ok(v),
         Ok(Err(e)) => Err(e.to_string()),
-        Err(_) => Err(format!("no answer within {} seconds", STEP_TIMEOUT.as_secs())),
+        Err(_) => Err(format!(
+            "no answer within {} seconds",
+            STEP_TIMEOUT.as_secs()
+        )),
     }
 }
 
@@ -73,10 +84,13 @@ pub async fn open(cfg: &Imap, port: u16) -> Result<Client, ImapError> {
         host: host.clone(),
         reason,
     };
-    let tcp = step(TcpStream::connect((cfg.host.as_str(), port))).await.map_err(net)?;
+    let tcp = step(TcpStream::connect((cfg.host.as_str(), port)))
+        .await
+        .map_err(net)?;
     tcp.set_nodelay(true).ok();
     let connector = || -> Result<(TlsConnector, ServerName<'static>), ImapError> {
-        let config = tls::client_config(cfg.ca_file.as_deref()).map_err(|e| ImapError::Config(format!("{e:#}")))?;
+        let config = tls::client_config(cfg.ca_file.as_deref())
+            .map_err(|e| ImapError::Config(format!("{e:#}")))?;
         let name = ServerName::try_from(cfg.host.clone()).map_err(|e| tls_err(e.to_string()))?;
         Ok((TlsConnector::from(config), name))
     };
@@ -86,7 +100,9 @@ pub async fn open(cfg: &Imap, port: u16) -> Result<Client, ImapError> {
             let stream = step(connector.connect(name, tcp)).await.map_err(tls_err)?;
             async_imap::Client::new(Box::new(stream) as Box<dyn ImapStream>)
         }
-        TlsMode::None | TlsMode::Starttls => async_imap::Client::new(Box::new(tcp) as Box<dyn ImapStream>),
+        TlsMode::None | TlsMode::Starttls => {
+            async_imap::Client::new(Box::new(tcp) as Box<dyn ImapStream>)
+        }
     };
     step(async {
         client
@@ -102,7 +118,9 @@ pub async fn open(cfg: &Imap, port: u16) -> Result<Client, ImapError> {
             .map_err(|e| tls_err(format!("STARTTLS refused: {e}")))?;
         let inner = client.into_inner();
         let (connector, name) = connector()?;
-        let stream = step(connector.connect(name, inner)).await.map_err(tls_err)?;
+        let stream = step(connector.connect(name, inner))
+            .await
+            .map_err(tls_err)?;
         client = async_imap::Client::new(Box::new(stream) as Box<dyn ImapStream>);
     }
     Ok(client)
@@ -110,10 +128,9 @@ pub async fn open(cfg: &Imap, port: u16) -> Result<Client, ImapError> {
 
 /// Connects and logs in with the configured username and password.
 pub async fn connect(cfg: &Imap, port: u16) -> Result<Session, ImapError> {
-    let password = cfg
-        .password
-        .as_ref()
-        .ok_or_else(|| ImapError::Config("no IMAP password (set imap.password or imap.password_file)".into()))?;
+    let password = cfg.password.as_ref().ok_or_else(|| {
+        ImapError::Config("no IMAP password (set imap.password or imap.password_file)".into())
+    })?;
     let client = open(cfg, port).await?;
     match tokio::time::timeout(STEP_TIMEOUT, client.login(&cfg.username, password.expose())).await {
         Ok(Ok(session)) => Ok(session),
@@ -133,7 +150,9 @@ pub async fn connect(cfg: &Imap, port: u16) -> Result<Session, ImapError> {
 /// The server's own words for an error, without the crate's wrapping.
 fn plain_imap_error(e: &async_imap::error::Error) -> String {
     match e {
-        async_imap::error::Error::No(text) | async_imap::error::Error::Bad(text) => text.trim().to_string(),
+        async_imap::error::Error::No(text) | async_imap::error::Error::Bad(text) => {
+            text.trim().to_string()
+        }
         other => other.to_string(),
     }
 }
@@ -181,7 +200,11 @@ pub async fn fetch_all(session: &mut Session, folder: &str) -> anyhow::Result<Ve
     if mailbox.exists == 0 {
         return Ok(Vec::new());
     }
-    let fetches: Vec<_> = session.fetch("1:*", "BODY.PEEK[]").await?.try_collect().await?;
+    let fetches: Vec<_> = session
+        .fetch("1:*", "BODY.PEEK[]")
+        .await?
+        .try_collect()
+        .await?;
     Ok(fetches
         .iter()
         .filter_map(|f| f.body().map(|b| b.to_vec()))

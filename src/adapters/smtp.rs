@@ -31,8 +31,11 @@ pub fn transport(cfg: &Smtp, port: u16) -> anyhow::Result<Transport> {
     let tls_params = || -> anyhow::Result<TlsParameters> {
         let mut b = TlsParameters::builder(cfg.host.clone());
         if let Some(ca) = &cfg.ca_file {
-            let pem = std::fs::read(ca).with_context(|| format!("Reading CA file {}", ca.display()))?;
-            b = b.add_root_certificate(Certificate::from_pem(&pem).with_context(|| format!("Parsing {}", ca.display()))?);
+            let pem =
+                std::fs::read(ca).with_context(|| format!("Reading CA file {}", ca.display()))?;
+            b = b.add_root_certificate(
+                Certificate::from_pem(&pem).with_context(|| format!("Parsing {}", ca.display()))?,
+            );
         }
         Ok(b.build_rustls()?)
     };
@@ -46,11 +49,13 @@ pub fn transport(cfg: &Smtp, port: u16) -> anyhow::Result<Transport> {
         .tls(tls)
         .timeout(Some(Duration::from_secs(30)));
     if let Some(user) = &cfg.username {
-        let password = cfg
-            .password
-            .as_ref()
-            .context("smtp.username is set but no password (smtp.password or smtp.password_file)")?;
-        builder = builder.credentials(Credentials::new(user.clone(), password.expose().to_string()));
+        let password = cfg.password.as_ref().context(
+            "smtp.username is set but no password (smtp.password or smtp.password_file)",
+        )?;
+        builder = builder.credentials(Credentials::new(
+            user.clone(),
+            password.expose().to_string(),
+        ));
     }
     Ok(builder.build())
 }
@@ -61,7 +66,11 @@ pub async fn probe(cfg: &Smtp, port: u16) -> anyhow::Result<()> {
     match t.test_connection().await {
         Ok(true) => Ok(()),
         Ok(false) => anyhow::bail!("the SMTP server {}:{port} did not answer NOOP", cfg.host),
-        Err(e) => Err(anyhow::anyhow!("the SMTP server {}:{port}: {}", cfg.host, plain_smtp_error(&e))),
+        Err(e) => Err(anyhow::anyhow!(
+            "the SMTP server {}:{port}: {}",
+            cfg.host,
+            plain_smtp_error(&e)
+        )),
     }
 }
 
@@ -97,7 +106,10 @@ fn build_envelope(from: &str, to: &[&str]) -> anyhow::Result<Envelope> {
     let from: Address = from.parse().with_context(|| format!("sender {from:?}"))?;
     let to = to
         .iter()
-        .map(|a| a.parse::<Address>().with_context(|| format!("recipient {a:?}")))
+        .map(|a| {
+            a.parse::<Address>()
+                .with_context(|| format!("recipient {a:?}"))
+        })
         .collect::<anyhow::Result<Vec<_>>>()?;
     Ok(Envelope::new(Some(from), to)?)
 }

@@ -9,8 +9,13 @@ use tokio_rustls::rustls::{self, pki_types::CertificateDer, ClientConfig, RootCe
 /// Reads the PEM certificates in `path`.
 pub fn read_pem_certs(path: &Path) -> anyhow::Result<Vec<CertificateDer<'static>>> {
     let pem = std::fs::read(path).with_context(|| format!("Reading CA file {}", path.display()))?;
-    let certs = rustls_pemfile_certs(&pem).with_context(|| format!("Parsing CA file {}", path.display()))?;
-    anyhow::ensure!(!certs.is_empty(), "CA file {} holds no certificate", path.display());
+    let certs = rustls_pemfile_certs(&pem)
+        .with_context(|| format!("Parsing CA file {}", path.display()))?;
+    anyhow::ensure!(
+        !certs.is_empty(),
+        "CA file {} holds no certificate",
+        path.display()
+    );
     Ok(certs)
 }
 

@@ -16,7 +16,10 @@
 //! Pure: no I/O, no clock reads; every function takes the instant it needs.
 
 use super::holidays::{bank_holidays, Nation};
-use chrono::{DateTime, Datelike, Days, LocalResult, Months, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc, Weekday};
+use chrono::{
+    DateTime, Datelike, Days, LocalResult, Months, NaiveDate, NaiveDateTime, NaiveTime, TimeZone,
+    Utc, Weekday,
+};
 use chrono_tz::Tz;
 use std::collections::BTreeSet;
 
@@ -278,21 +281,55 @@ mod tests {
         let table = [
             // (from, days, expected, why)
             ("2026-11-23", 1, "2026-11-24", "Monday + 1"),
-            ("2026-11-27", 1, "2026-11-30", "Friday + 1 skips the weekend"),
-            ("2026-11-28", 1, "2026-11-30", "Saturday + 1 is Monday: the start never counts"),
+            (
+                "2026-11-27",
+                1,
+                "2026-11-30",
+                "Friday + 1 skips the weekend",
+            ),
+            (
+                "2026-11-28",
+                1,
+                "2026-11-30",
+                "Saturday + 1 is Monday: the start never counts",
+            ),
             ("2026-11-23", 5, "2026-11-30", "a full week"),
-            ("2026-12-18", 10, "2027-01-06", "over Christmas: 25, 28 Dec and 1 Jan are holidays"),
-            ("2026-12-24", 1, "2026-12-29", "Christmas Friday, Boxing Day substitute on Monday"),
-            ("2026-04-02", 1, "2026-04-07", "Good Friday and Easter Monday"),
+            (
+                "2026-12-18",
+                10,
+                "2027-01-06",
+                "over Christmas: 25, 28 Dec and 1 Jan are holidays",
+            ),
+            (
+                "2026-12-24",
+                1,
+                "2026-12-29",
+                "Christmas Friday, Boxing Day substitute on Monday",
+            ),
+            (
+                "2026-04-02",
+                1,
+                "2026-04-07",
+                "Good Friday and Easter Monday",
+            ),
             ("2022-06-01", 1, "2022-06-06", "Jubilee: 2 and 3 June 2022"),
-            ("2022-09-16", 1, "2022-09-20", "State funeral, 19 September 2022"),
+            (
+                "2022-09-16",
+                1,
+                "2022-09-20",
+                "State funeral, 19 September 2022",
+            ),
             ("2023-05-05", 1, "2023-05-09", "Coronation, 8 May 2023"),
             ("2024-02-28", 1, "2024-02-29", "leap day is a working day"),
             ("2026-03-27", 1, "2026-03-30", "over the spring DST weekend"),
             ("2026-11-23", 0, "2026-11-23", "zero days"),
         ];
         for (from, days, expected, why) in table {
-            assert_eq!(cal().add_working_days(d(from), days), Ok(d(expected)), "{why}");
+            assert_eq!(
+                cal().add_working_days(d(from), days),
+                Ok(d(expected)),
+                "{why}"
+            );
         }
     }
 
@@ -329,7 +366,10 @@ mod tests {
             extra_holidays: vec![d("2026-11-24")],
             ..CalendarSpec::default()
         });
-        assert_eq!(extra.add_working_days(d("2026-11-23"), 1), Ok(d("2026-11-25")));
+        assert_eq!(
+            extra.add_working_days(d("2026-11-23"), 1),
+            Ok(d("2026-11-25"))
+        );
     }
 
     #[test]
@@ -352,7 +392,11 @@ mod tests {
             ("2026-11-30", "2026-11-23", -5),
         ];
         for (from, to, n) in table {
-            assert_eq!(cal().working_days_between(d(from), d(to)), n, "{from}..{to}");
+            assert_eq!(
+                cal().working_days_between(d(from), d(to)),
+                n,
+                "{from}..{to}"
+            );
         }
     }
 
@@ -371,11 +415,11 @@ mod tests {
         let before = utc("2026-03-28T14:00:00Z"); // 14:00 GMT Saturday
         let due = cal().add_hours(before, 48).expect("in range");
         assert_eq!(due, utc("2026-03-30T13:00:00Z")); // 14:00 BST Monday
-        // Fall back: 25 October 2026, 02:00 BST -> 01:00 GMT.
+                                                      // Fall back: 25 October 2026, 02:00 BST -> 01:00 GMT.
         let before = utc("2026-10-24T13:00:00Z"); // 14:00 BST Saturday
         let due = cal().add_hours(before, 24).expect("in range");
         assert_eq!(due, utc("2026-10-25T14:00:00Z")); // 14:00 GMT Sunday
-        // Landing in the skipped hour moves past the gap.
+                                                      // Landing in the skipped hour moves past the gap.
         let at = utc("2026-03-28T01:30:00Z");
         assert_eq!(cal().add_hours(at, 24), Ok(utc("2026-03-29T01:00:00Z")));
     }
@@ -383,25 +427,52 @@ mod tests {
     #[test]
     fn counting_date_moves_late_and_non_working_arrivals() {
         // Monday 10:00 GMT: counts from Monday.
-        assert_eq!(cal().counting_date(utc("2026-11-23T10:00:00Z")), Ok(d("2026-11-23")));
+        assert_eq!(
+            cal().counting_date(utc("2026-11-23T10:00:00Z")),
+            Ok(d("2026-11-23"))
+        );
         // Monday 17:00 exactly is late: counts from Tuesday.
-        assert_eq!(cal().counting_date(utc("2026-11-23T17:00:00Z")), Ok(d("2026-11-24")));
+        assert_eq!(
+            cal().counting_date(utc("2026-11-23T17:00:00Z")),
+            Ok(d("2026-11-24"))
+        );
         // 16:30 BST in summer is 15:30 UTC and on time...
-        assert_eq!(cal().counting_date(utc("2026-06-15T15:30:00Z")), Ok(d("2026-06-15")));
+        assert_eq!(
+            cal().counting_date(utc("2026-06-15T15:30:00Z")),
+            Ok(d("2026-06-15"))
+        );
         // ...while 16:30 UTC in summer is 17:30 BST: late.
-        assert_eq!(cal().counting_date(utc("2026-06-15T16:30:00Z")), Ok(d("2026-06-16")));
+        assert_eq!(
+            cal().counting_date(utc("2026-06-15T16:30:00Z")),
+            Ok(d("2026-06-16"))
+        );
         // Saturday: counts from Monday.
-        assert_eq!(cal().counting_date(utc("2026-11-28T09:00:00Z")), Ok(d("2026-11-30")));
+        assert_eq!(
+            cal().counting_date(utc("2026-11-28T09:00:00Z")),
+            Ok(d("2026-11-30"))
+        );
         // Christmas Eve evening: counts from the 29th.
-        assert_eq!(cal().counting_date(utc("2026-12-24T18:00:00Z")), Ok(d("2026-12-29")));
+        assert_eq!(
+            cal().counting_date(utc("2026-12-24T18:00:00Z")),
+            Ok(d("2026-12-29"))
+        );
         // 23:30 UTC on Sunday 31 May 2026 is 00:30 BST Monday 1 June: a working day.
-        assert_eq!(cal().counting_date(utc("2026-05-31T23:30:00Z")), Ok(d("2026-06-01")));
+        assert_eq!(
+            cal().counting_date(utc("2026-05-31T23:30:00Z")),
+            Ok(d("2026-06-01"))
+        );
     }
 
     #[test]
     fn end_of_day_is_local_midnight() {
-        assert_eq!(cal().end_of_day(d("2026-06-15")), Ok(utc("2026-06-15T23:00:00Z")));
-        assert_eq!(cal().end_of_day(d("2026-12-15")), Ok(utc("2026-12-16T00:00:00Z")));
+        assert_eq!(
+            cal().end_of_day(d("2026-06-15")),
+            Ok(utc("2026-06-15T23:00:00Z"))
+        );
+        assert_eq!(
+            cal().end_of_day(d("2026-12-15")),
+            Ok(utc("2026-12-16T00:00:00Z"))
+        );
     }
 
     fn any_date() -> impl Strategy<Value = NaiveDate> {

@@ -42,7 +42,9 @@ impl CaseRef {
         let year = parts.next()?;
         let prefix = parts.next()?;
         let ok = !prefix.is_empty()
-            && prefix.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            && prefix
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-')
             && year.len() == 4
             && year.chars().all(|c| c.is_ascii_digit())
             && seq.len() >= 4
@@ -72,7 +74,12 @@ pub enum Status {
 }
 
 impl Status {
-    pub const ALL: [Status; 4] = [Status::Open, Status::OnHold, Status::Resolved, Status::Closed];
+    pub const ALL: [Status; 4] = [
+        Status::Open,
+        Status::OnHold,
+        Status::Resolved,
+        Status::Closed,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -245,7 +252,10 @@ pub enum Effect {
     /// department head; rungs 1-3 are the escalation ladder.
     NotifyStaff { rung: u8 },
     /// Set (or replace) a timer.
-    SetDeadline { kind: DeadlineKind, due: DateTime<Utc> },
+    SetDeadline {
+        kind: DeadlineKind,
+        due: DateTime<Utc>,
+    },
     /// Cancel timers of these kinds.
     CancelDeadlines(Vec<DeadlineKind>),
 }
@@ -257,15 +267,25 @@ pub enum Event {
     Acknowledged,
     /// Move to the next stage (informal -> formal, resolved -> appeal).
     NextStage,
-    Hold { reason: String, until: Option<NaiveDate> },
+    Hold {
+        reason: String,
+        until: Option<NaiveDate>,
+    },
     Resume,
     /// A new target date, with the reason given to the complainant.
-    Extend { to: NaiveDate, reason: String },
+    Extend {
+        to: NaiveDate,
+        reason: String,
+    },
     /// The target date passed, or a rung's window ran out: climb to `rung`.
-    Escalate { rung: u8 },
+    Escalate {
+        rung: u8,
+    },
     /// A staff member responded: the climb stops.
     StaffResponded,
-    Resolve { outcome: Outcome },
+    Resolve {
+        outcome: Outcome,
+    },
     Close,
 }
 
@@ -287,8 +307,14 @@ pub enum TransitionError {
     UnknownStage(StageName),
     #[error("the new target date {to} is not after the current one {current}")]
     ExtensionNotLater { to: NaiveDate, current: NaiveDate },
-    #[error("the new target date {to} is beyond the longest extension allowed ({max}, to {limit})")]
-    ExtensionTooLong { to: NaiveDate, max: Span, limit: NaiveDate },
+    #[error(
+        "the new target date {to} is beyond the longest extension allowed ({max}, to {limit})"
+    )]
+    ExtensionTooLong {
+        to: NaiveDate,
+        max: Span,
+        limit: NaiveDate,
+    },
     #[error("escalation rung {rung} does not follow rung {current}")]
     RungOutOfOrder { rung: u8, current: u8 },
     #[error("calendar: {0}")]
@@ -314,7 +340,11 @@ pub const TOP_RUNG: u8 = 3;
 
 /// Opens a new case at the first stage of the procedure: acknowledgement,
 /// staff notification, acknowledgement and target deadlines.
-pub fn open(reference: CaseRef, received_at: DateTime<Utc>, ctx: &Context) -> Result<Transition, TransitionError> {
+pub fn open(
+    reference: CaseRef,
+    received_at: DateTime<Utc>,
+    ctx: &Context,
+) -> Result<Transition, TransitionError> {
     let stage = ctx
         .procedure
         .first_stage()
@@ -336,7 +366,12 @@ pub fn open(reference: CaseRef, received_at: DateTime<Utc>, ctx: &Context) -> Re
 }
 
 /// Begins `stage` at `now`: a new acknowledgement and target date.
-fn start_stage(mut case: Case, stage: &StageName, now: DateTime<Utc>, ctx: &Context) -> Result<Transition, TransitionError> {
+fn start_stage(
+    mut case: Case,
+    stage: &StageName,
+    now: DateTime<Utc>,
+    ctx: &Context,
+) -> Result<Transition, TransitionError> {
     let cal = ctx.calendar;
     let st = ctx
         .procedure
@@ -402,7 +437,12 @@ fn event_name(event: &Event) -> &'static str {
 }
 
 /// Applies `event` to `case` at `now`.
-pub fn apply(case: &Case, event: &Event, now: DateTime<Utc>, ctx: &Context) -> Result<Transition, TransitionError> {
+pub fn apply(
+    case: &Case,
+    event: &Event,
+    now: DateTime<Utc>,
+    ctx: &Context,
+) -> Result<Transition, TransitionError> {
     let cal = ctx.calendar;
     if case.status == Status::Closed {
         return Err(TransitionError::Closed(case.reference.clone()));
@@ -483,11 +523,18 @@ pub fn apply(case: &Case, event: &Event, now: DateTime<Utc>, ctx: &Context) -> R
                 if *to <= current {
                     return Err(TransitionError::ExtensionNotLater { to: *to, current });
                 }
-                let max = ctx.procedure.stage(&case.stage).and_then(|s| s.max_extension);
+                let max = ctx
+                    .procedure
+                    .stage(&case.stage)
+                    .and_then(|s| s.max_extension);
                 if let Some(max) = max {
                     let limit = max.due_after_date(current, cal)?;
                     if *to > limit {
-                        return Err(TransitionError::ExtensionTooLong { to: *to, max, limit });
+                        return Err(TransitionError::ExtensionTooLong {
+                            to: *to,
+                            max,
+                            limit,
+                        });
                     }
                 }
             }
@@ -515,7 +562,11 @@ pub fn apply(case: &Case, event: &Event, now: DateTime<Utc>, ctx: &Context) -> R
             next.escalation_rung = *rung;
             effects.push(Effect::NotifyStaff { rung: *rung });
             if *rung < TOP_RUNG {
-                let due = ctx.procedure.escalation_window.due_from(now, cal)?.instant(cal)?;
+                let due = ctx
+                    .procedure
+                    .escalation_window
+                    .due_from(now, cal)?
+                    .instant(cal)?;
                 effects.push(Effect::SetDeadline {
                     kind: DeadlineKind::EscalationRung(*rung),
                     due,
@@ -537,7 +588,11 @@ pub fn apply(case: &Case, event: &Event, now: DateTime<Utc>, ctx: &Context) -> R
             next.outcome = Some(*outcome);
             next.resolved_at = Some(now);
             next.escalation_rung = 0;
-            let mut cancel = vec![DeadlineKind::Acknowledge, DeadlineKind::Target, DeadlineKind::HoldUntil];
+            let mut cancel = vec![
+                DeadlineKind::Acknowledge,
+                DeadlineKind::Target,
+                DeadlineKind::HoldUntil,
+            ];
             cancel.extend(escalation_kinds());
             effects.push(Effect::CancelDeadlines(cancel));
             effects.push(Effect::SendLetter(Letter::Resolution(*outcome)));
@@ -565,7 +620,10 @@ pub fn apply(case: &Case, event: &Event, now: DateTime<Utc>, ctx: &Context) -> R
             effects.push(Effect::CancelDeadlines(all_deadline_kinds()));
         }
     }
-    Ok(Transition { case: next, effects })
+    Ok(Transition {
+        case: next,
+        effects,
+    })
 }
 
 #[cfg(test)]
@@ -606,10 +664,17 @@ mod tests {
     }
 
     fn opened(proc_: &Procedure, cal: &WorkingCalendar) -> Case {
-        let ctx = Context { procedure: proc_, calendar: cal };
-        open(CaseRef::new("OPP", 2026, 1), utc("2026-11-23T10:00:00Z"), &ctx)
-            .expect("open")
-            .case
+        let ctx = Context {
+            procedure: proc_,
+            calendar: cal,
+        };
+        open(
+            CaseRef::new("OPP", 2026, 1),
+            utc("2026-11-23T10:00:00Z"),
+            &ctx,
+        )
+        .expect("open")
+        .case
     }
 
     #[test]
@@ -621,7 +686,13 @@ mod tests {
             CaseRef::parse("OP-CIC-2026-12345").map(|r| r.to_string()),
             Some("OP-CIC-2026-12345".into())
         );
-        for bad in ["OPP-26-0042", "OPP-2026-42", "2026-0042", "OPP 2026 0042", "-2026-0042"] {
+        for bad in [
+            "OPP-26-0042",
+            "OPP-2026-42",
+            "2026-0042",
+            "OPP 2026 0042",
+            "-2026-0042",
+        ] {
             assert_eq!(CaseRef::parse(bad), None, "{bad}");
         }
     }
@@ -629,13 +700,23 @@ mod tests {
     #[test]
     fn opening_acknowledges_and_sets_the_target() {
         let (p, cal) = (seed_000(), WorkingCalendar::default());
-        let ctx = Context { procedure: &p, calendar: &cal };
-        let t = open(CaseRef::new("OPP", 2026, 1), utc("2026-11-23T10:00:00Z"), &ctx).expect("open");
+        let ctx = Context {
+            procedure: &p,
+            calendar: &cal,
+        };
+        let t = open(
+            CaseRef::new("OPP", 2026, 1),
+            utc("2026-11-23T10:00:00Z"),
+            &ctx,
+        )
+        .expect("open");
         assert_eq!(t.case.status, Status::Open);
         assert_eq!(t.case.stage.0, "informal");
         // 20 working days after Monday 23 November 2026.
         assert_eq!(t.case.target_date, Some(d("2026-12-21")));
-        assert!(t.effects.contains(&Effect::SendLetter(Letter::Acknowledgement)));
+        assert!(t
+            .effects
+            .contains(&Effect::SendLetter(Letter::Acknowledgement)));
         assert!(t.effects.contains(&Effect::NotifyStaff { rung: 0 }));
         assert!(t.effects.contains(&Effect::SetDeadline {
             kind: DeadlineKind::Acknowledge,
@@ -646,7 +727,10 @@ mod tests {
     #[test]
     fn hold_and_resume_move_the_target_by_the_days_held() {
         let (p, cal) = (seed_000(), WorkingCalendar::default());
-        let ctx = Context { procedure: &p, calendar: &cal };
+        let ctx = Context {
+            procedure: &p,
+            calendar: &cal,
+        };
         let case = opened(&p, &cal);
         let held = apply(
             &case,
@@ -661,12 +745,23 @@ mod tests {
         assert_eq!(held.case.status, Status::OnHold);
         assert!(held.effects.contains(&Effect::SendLetter(Letter::Hold)));
         // Held from Tuesday 24th to Tuesday 1 December: 5 working days.
-        let resumed = apply(&held.case, &Event::Resume, utc("2026-12-01T09:00:00Z"), &ctx).expect("resume");
+        let resumed = apply(
+            &held.case,
+            &Event::Resume,
+            utc("2026-12-01T09:00:00Z"),
+            &ctx,
+        )
+        .expect("resume");
         assert_eq!(resumed.case.status, Status::Open);
         assert_eq!(resumed.case.target_date, Some(d("2026-12-30")));
         // Resume without a hold is an error, not a panic.
         assert!(matches!(
-            apply(&resumed.case, &Event::Resume, utc("2026-12-02T09:00:00Z"), &ctx),
+            apply(
+                &resumed.case,
+                &Event::Resume,
+                utc("2026-12-02T09:00:00Z"),
+                &ctx
+            ),
             Err(TransitionError::WrongStatus { .. })
         ));
     }
@@ -674,7 +769,10 @@ mod tests {
     #[test]
     fn extension_must_be_later_and_within_the_maximum() {
         let (p, cal) = (seed_000(), WorkingCalendar::default());
-        let ctx = Context { procedure: &p, calendar: &cal };
+        let ctx = Context {
+            procedure: &p,
+            calendar: &cal,
+        };
         let case = opened(&p, &cal);
         let now = utc("2026-12-01T09:00:00Z");
         let extend = |to: &str| Event::Extend {
@@ -697,7 +795,10 @@ mod tests {
     #[test]
     fn the_ladder_climbs_in_order_and_a_response_stops_it() {
         let (p, cal) = (seed_000(), WorkingCalendar::default());
-        let ctx = Context { procedure: &p, calendar: &cal };
+        let ctx = Context {
+            procedure: &p,
+            calendar: &cal,
+        };
         let case = opened(&p, &cal);
         let now = utc("2026-12-22T09:00:00Z");
         assert!(matches!(
@@ -721,7 +822,10 @@ mod tests {
     #[test]
     fn resolution_opens_the_appeal_window_and_appeal_starts_a_stage() {
         let (p, cal) = (seed_000(), WorkingCalendar::default());
-        let ctx = Context { procedure: &p, calendar: &cal };
+        let ctx = Context {
+            procedure: &p,
+            calendar: &cal,
+        };
         let case = opened(&p, &cal);
         let now = utc("2026-12-10T12:00:00Z");
         let resolved = apply(
@@ -738,10 +842,13 @@ mod tests {
             kind: DeadlineKind::NextStageWindow,
             due: cal.end_of_day(d("2027-01-10")).expect("date"),
         }));
-        assert!(resolved
-            .effects
-            .iter()
-            .any(|e| matches!(e, Effect::SetDeadline { kind: DeadlineKind::Feedback, .. })));
+        assert!(resolved.effects.iter().any(|e| matches!(
+            e,
+            Effect::SetDeadline {
+                kind: DeadlineKind::Feedback,
+                ..
+            }
+        )));
         let formal = apply(&resolved.case, &Event::NextStage, now, &ctx).expect("formal");
         assert_eq!(formal.case.stage.0, "formal");
         assert_eq!(formal.case.status, Status::Open);
@@ -759,7 +866,10 @@ mod tests {
     #[test]
     fn a_closed_case_takes_no_events() {
         let (p, cal) = (seed_000(), WorkingCalendar::default());
-        let ctx = Context { procedure: &p, calendar: &cal };
+        let ctx = Context {
+            procedure: &p,
+            calendar: &cal,
+        };
         let case = opened(&p, &cal);
         let now = utc("2026-12-10T12:00:00Z");
         let closed = apply(&case, &Event::Close, now, &ctx).expect("close");

@@ -75,28 +75,54 @@ pub struct Holiday {
     pub title: String,
 }
 
-/// Days proclaimed for one year only, for every nation: (date, title,
-/// the regular day it replaces if any).
-const ONE_OFF: &[(i32, u32, u32, &str, Option<(u32, u32)>)] = &[
+/// A day proclaimed for one year only, for every nation.
+struct OneOff {
+    year: i32,
+    month: u32,
+    day: u32,
+    title: &'static str,
+    /// The regular day (month, day) it replaces, if it moves one.
+    replaces: Option<(u32, u32)>,
+}
+
+const ONE_OFF: &[OneOff] = &[
     // The early May bank holiday moved to VE Day's 75th anniversary.
-    (2020, 5, 8, "Early May bank holiday (VE day)", Some((5, 4))),
+    OneOff {
+        year: 2020,
+        month: 5,
+        day: 8,
+        title: "Early May bank holiday (VE day)",
+        replaces: Some((5, 4)),
+    },
     // The spring bank holiday moved for the Platinum Jubilee weekend.
-    (2022, 6, 2, "Spring bank holiday", Some((5, 30))),
-    (2022, 6, 3, "Platinum Jubilee bank holiday", None),
-    (
-        2022,
-        9,
-        19,
-        "Bank Holiday for the State Funeral of Queen Elizabeth II",
-        None,
-    ),
-    (
-        2023,
-        5,
-        8,
-        "Bank holiday for the coronation of King Charles III",
-        None,
-    ),
+    OneOff {
+        year: 2022,
+        month: 6,
+        day: 2,
+        title: "Spring bank holiday",
+        replaces: Some((5, 30)),
+    },
+    OneOff {
+        year: 2022,
+        month: 6,
+        day: 3,
+        title: "Platinum Jubilee bank holiday",
+        replaces: None,
+    },
+    OneOff {
+        year: 2022,
+        month: 9,
+        day: 19,
+        title: "Bank Holiday for the State Funeral of Queen Elizabeth II",
+        replaces: None,
+    },
+    OneOff {
+        year: 2023,
+        month: 5,
+        day: 8,
+        title: "Bank holiday for the coronation of King Charles III",
+        replaces: None,
+    },
 ];
 
 /// The bank holidays of `nation` in `year`, in date order.
@@ -115,12 +141,18 @@ pub fn bank_holidays(nation: Nation, year: i32) -> Vec<Holiday> {
     let mut fixed: Vec<(NaiveDate, &str)> = vec![(jan1, "New Year’s Day")];
     let mut moveable: Vec<(Option<NaiveDate>, &str)> = vec![
         (easter.map(|e| e - chrono::Duration::days(2)), "Good Friday"),
-        (nth_weekday(year, 5, Weekday::Mon, 1), "Early May bank holiday"),
+        (
+            nth_weekday(year, 5, Weekday::Mon, 1),
+            "Early May bank holiday",
+        ),
         (last_weekday(year, 5, Weekday::Mon), "Spring bank holiday"),
     ];
     match nation {
         Nation::EnglandAndWales => {
-            moveable.push((easter.map(|e| e + chrono::Duration::days(1)), "Easter Monday"));
+            moveable.push((
+                easter.map(|e| e + chrono::Duration::days(1)),
+                "Easter Monday",
+            ));
             moveable.push((last_weekday(year, 8, Weekday::Mon), "Summer bank holiday"));
         }
         Nation::Scotland => {
@@ -130,7 +162,10 @@ pub fn bank_holidays(nation: Nation, year: i32) -> Vec<Holiday> {
         }
         Nation::NorthernIreland => {
             fixed.extend(ymd(3, 17).map(|d| (d, "St Patrick’s Day")));
-            moveable.push((easter.map(|e| e + chrono::Duration::days(1)), "Easter Monday"));
+            moveable.push((
+                easter.map(|e| e + chrono::Duration::days(1)),
+                "Easter Monday",
+            ));
             fixed.extend(ymd(7, 12).map(|d| (d, "Battle of the Boyne (Orangemen’s Day)")));
             moveable.push((last_weekday(year, 8, Weekday::Mon), "Summer bank holiday"));
         }
@@ -142,22 +177,22 @@ pub fn bank_holidays(nation: Nation, year: i32) -> Vec<Holiday> {
     for (date, title) in moveable {
         let Some(mut date) = date else { continue };
         let mut title = title.to_string();
-        for &(y, m, d, one_off_title, replaces) in ONE_OFF {
-            if y == year && replaces.and_then(|(rm, rd)| ymd(rm, rd)) == Some(date) {
-                if let Some(moved) = ymd(m, d) {
+        for o in ONE_OFF {
+            if o.year == year && o.replaces.and_then(|(rm, rd)| ymd(rm, rd)) == Some(date) {
+                if let Some(moved) = ymd(o.month, o.day) {
                     date = moved;
-                    title = one_off_title.to_string();
+                    title = o.title.to_string();
                 }
             }
         }
         days.push(Holiday { date, title });
     }
-    for &(y, m, d, title, replaces) in ONE_OFF {
-        if y == year && replaces.is_none() {
-            if let Some(date) = ymd(m, d) {
+    for o in ONE_OFF {
+        if o.year == year && o.replaces.is_none() {
+            if let Some(date) = ymd(o.month, o.day) {
                 days.push(Holiday {
                     date,
-                    title: title.to_string(),
+                    title: o.title.to_string(),
                 });
             }
         }
@@ -249,7 +284,10 @@ mod tests {
             (2030, "2030-04-21"),
         ];
         for (year, date) in known {
-            assert_eq!(easter_sunday(year).map(|d| d.to_string()).as_deref(), Some(date));
+            assert_eq!(
+                easter_sunday(year).map(|d| d.to_string()).as_deref(),
+                Some(date)
+            );
         }
     }
 
@@ -257,21 +295,63 @@ mod tests {
     #[test]
     fn england_and_wales_matches_gov_uk() {
         let table: &[(i32, &[&str])] = &[
-            (2020, &["01-01", "04-10", "04-13", "05-08", "05-25", "08-31", "12-25", "12-28"]),
-            (2021, &["01-01", "04-02", "04-05", "05-03", "05-31", "08-30", "12-27", "12-28"]),
+            (
+                2020,
+                &[
+                    "01-01", "04-10", "04-13", "05-08", "05-25", "08-31", "12-25", "12-28",
+                ],
+            ),
+            (
+                2021,
+                &[
+                    "01-01", "04-02", "04-05", "05-03", "05-31", "08-30", "12-27", "12-28",
+                ],
+            ),
             (
                 2022,
-                &["01-03", "04-15", "04-18", "05-02", "06-02", "06-03", "08-29", "09-19", "12-26", "12-27"],
+                &[
+                    "01-03", "04-15", "04-18", "05-02", "06-02", "06-03", "08-29", "09-19",
+                    "12-26", "12-27",
+                ],
             ),
-            (2023, &["01-02", "04-07", "04-10", "05-01", "05-08", "05-29", "08-28", "12-25", "12-26"]),
-            (2024, &["01-01", "03-29", "04-01", "05-06", "05-27", "08-26", "12-25", "12-26"]),
-            (2025, &["01-01", "04-18", "04-21", "05-05", "05-26", "08-25", "12-25", "12-26"]),
-            (2026, &["01-01", "04-03", "04-06", "05-04", "05-25", "08-31", "12-25", "12-28"]),
-            (2027, &["01-01", "03-26", "03-29", "05-03", "05-31", "08-30", "12-27", "12-28"]),
+            (
+                2023,
+                &[
+                    "01-02", "04-07", "04-10", "05-01", "05-08", "05-29", "08-28", "12-25", "12-26",
+                ],
+            ),
+            (
+                2024,
+                &[
+                    "01-01", "03-29", "04-01", "05-06", "05-27", "08-26", "12-25", "12-26",
+                ],
+            ),
+            (
+                2025,
+                &[
+                    "01-01", "04-18", "04-21", "05-05", "05-26", "08-25", "12-25", "12-26",
+                ],
+            ),
+            (
+                2026,
+                &[
+                    "01-01", "04-03", "04-06", "05-04", "05-25", "08-31", "12-25", "12-28",
+                ],
+            ),
+            (
+                2027,
+                &[
+                    "01-01", "03-26", "03-29", "05-03", "05-31", "08-30", "12-27", "12-28",
+                ],
+            ),
         ];
         for (year, expected) in table {
             let expected: Vec<String> = expected.iter().map(|md| format!("{year}-{md}")).collect();
-            assert_eq!(dates(Nation::EnglandAndWales, *year), expected, "year {year}");
+            assert_eq!(
+                dates(Nation::EnglandAndWales, *year),
+                expected,
+                "year {year}"
+            );
         }
     }
 
@@ -280,21 +360,43 @@ mod tests {
         assert_eq!(
             dates(Nation::Scotland, 2022),
             [
-                "2022-01-03", "2022-01-04", "2022-04-15", "2022-05-02", "2022-06-02", "2022-06-03",
-                "2022-08-01", "2022-09-19", "2022-11-30", "2022-12-26", "2022-12-27"
+                "2022-01-03",
+                "2022-01-04",
+                "2022-04-15",
+                "2022-05-02",
+                "2022-06-02",
+                "2022-06-03",
+                "2022-08-01",
+                "2022-09-19",
+                "2022-11-30",
+                "2022-12-26",
+                "2022-12-27"
             ]
         );
         assert_eq!(
             dates(Nation::Scotland, 2025),
             [
-                "2025-01-01", "2025-01-02", "2025-04-18", "2025-05-05", "2025-05-26", "2025-08-04",
-                "2025-12-01", "2025-12-25", "2025-12-26"
+                "2025-01-01",
+                "2025-01-02",
+                "2025-04-18",
+                "2025-05-05",
+                "2025-05-26",
+                "2025-08-04",
+                "2025-12-01",
+                "2025-12-25",
+                "2025-12-26"
             ]
         );
         // New Year's Day on a Sunday: 2 January stands, New Year moves to the 3rd.
-        assert_eq!(&dates(Nation::Scotland, 2023)[..2], ["2023-01-02", "2023-01-03"]);
+        assert_eq!(
+            &dates(Nation::Scotland, 2023)[..2],
+            ["2023-01-02", "2023-01-03"]
+        );
         // New Year's Day on a Friday: 2 January moves to Monday the 4th.
-        assert_eq!(&dates(Nation::Scotland, 2021)[..2], ["2021-01-01", "2021-01-04"]);
+        assert_eq!(
+            &dates(Nation::Scotland, 2021)[..2],
+            ["2021-01-01", "2021-01-04"]
+        );
     }
 
     #[test]
@@ -302,8 +404,16 @@ mod tests {
         assert_eq!(
             dates(Nation::NorthernIreland, 2025),
             [
-                "2025-01-01", "2025-03-17", "2025-04-18", "2025-04-21", "2025-05-05", "2025-05-26",
-                "2025-07-14", "2025-08-25", "2025-12-25", "2025-12-26"
+                "2025-01-01",
+                "2025-03-17",
+                "2025-04-18",
+                "2025-04-21",
+                "2025-05-05",
+                "2025-05-26",
+                "2025-07-14",
+                "2025-08-25",
+                "2025-12-25",
+                "2025-12-26"
             ]
         );
         // St Patrick's Day on a Sunday.
@@ -315,7 +425,10 @@ mod tests {
     fn substitute_days_are_named() {
         let h = bank_holidays(Nation::EnglandAndWales, 2022);
         let sub = h.iter().find(|h| h.date.to_string() == "2022-12-27");
-        assert_eq!(sub.map(|h| h.title.as_str()), Some("Christmas Day (substitute day)"));
+        assert_eq!(
+            sub.map(|h| h.title.as_str()),
+            Some("Christmas Day (substitute day)")
+        );
     }
 
     #[test]
@@ -326,9 +439,21 @@ mod tests {
                 2023 => 1,
                 _ => 0,
             };
-            assert_eq!(bank_holidays(Nation::EnglandAndWales, year).len(), 8 + extra, "{year}");
-            assert_eq!(bank_holidays(Nation::Scotland, year).len(), 9 + extra, "{year}");
-            assert_eq!(bank_holidays(Nation::NorthernIreland, year).len(), 10 + extra, "{year}");
+            assert_eq!(
+                bank_holidays(Nation::EnglandAndWales, year).len(),
+                8 + extra,
+                "{year}"
+            );
+            assert_eq!(
+                bank_holidays(Nation::Scotland, year).len(),
+                9 + extra,
+                "{year}"
+            );
+            assert_eq!(
+                bank_holidays(Nation::NorthernIreland, year).len(),
+                10 + extra,
+                "{year}"
+            );
         }
     }
 

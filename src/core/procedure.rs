@@ -56,7 +56,11 @@ impl Span {
     /// date (the next working day for a mail that came late or on a day off),
     /// per the counting rule in [`super::calendar`]. Calendar days, weeks and
     /// months run from the local date of `start`.
-    pub fn due_from(&self, start: DateTime<Utc>, cal: &WorkingCalendar) -> Result<Due, CalendarError> {
+    pub fn due_from(
+        &self,
+        start: DateTime<Utc>,
+        cal: &WorkingCalendar,
+    ) -> Result<Due, CalendarError> {
         let local = cal.local_date(start);
         Ok(match *self {
             Span::Hours(h) => Due::At(cal.add_hours(start, h)?),
@@ -69,7 +73,11 @@ impl Span {
 
     /// The same span moved on from a date rather than an instant (extension
     /// and resume arithmetic): clock hours count as whole days.
-    pub fn due_after_date(&self, date: NaiveDate, cal: &WorkingCalendar) -> Result<NaiveDate, CalendarError> {
+    pub fn due_after_date(
+        &self,
+        date: NaiveDate,
+        cal: &WorkingCalendar,
+    ) -> Result<NaiveDate, CalendarError> {
         match *self {
             Span::Hours(h) => add_days(date, h.div_ceil(24)),
             Span::WorkingDays(n) => cal.add_working_days(date, n),
@@ -236,13 +244,31 @@ mod tests {
         // Friday 18 December 2026, 10:00 GMT.
         let at = utc("2026-12-18T10:00:00Z");
         let date = |s: &str| s.parse::<NaiveDate>().expect("date");
-        assert_eq!(Span::Hours(48).due_from(at, &cal), Ok(Due::At(utc("2026-12-20T10:00:00Z"))));
-        assert_eq!(Span::WorkingDays(10).due_from(at, &cal), Ok(Due::By(date("2027-01-06"))));
-        assert_eq!(Span::CalendarDays(10).due_from(at, &cal), Ok(Due::By(date("2026-12-28"))));
-        assert_eq!(Span::Weeks(8).due_from(at, &cal), Ok(Due::By(date("2027-02-12"))));
-        assert_eq!(Span::Months(1).due_from(at, &cal), Ok(Due::By(date("2027-01-18"))));
+        assert_eq!(
+            Span::Hours(48).due_from(at, &cal),
+            Ok(Due::At(utc("2026-12-20T10:00:00Z")))
+        );
+        assert_eq!(
+            Span::WorkingDays(10).due_from(at, &cal),
+            Ok(Due::By(date("2027-01-06")))
+        );
+        assert_eq!(
+            Span::CalendarDays(10).due_from(at, &cal),
+            Ok(Due::By(date("2026-12-28")))
+        );
+        assert_eq!(
+            Span::Weeks(8).due_from(at, &cal),
+            Ok(Due::By(date("2027-02-12")))
+        );
+        assert_eq!(
+            Span::Months(1).due_from(at, &cal),
+            Ok(Due::By(date("2027-01-18")))
+        );
         // Late on Friday: working days count from Monday 21st.
         let late = utc("2026-12-18T17:30:00Z");
-        assert_eq!(Span::WorkingDays(1).due_from(late, &cal), Ok(Due::By(date("2026-12-22"))));
+        assert_eq!(
+            Span::WorkingDays(1).due_from(late, &cal),
+            Ok(Due::By(date("2026-12-22")))
+        );
     }
 }

@@ -29,7 +29,9 @@ pub fn cancel_on_signals(token: CancellationToken) -> anyhow::Result<()> {
 pub async fn run(config: Config, token: CancellationToken) -> anyhow::Result<()> {
     let calendar = config.calendar(None)?;
     let store = Store::open(&config.store.path)?;
-    let open_cases = store.list_cases(Some(crate::core::case::Status::Open))?.len();
+    let open_cases = store
+        .list_cases(Some(crate::core::case::Status::Open))?
+        .len();
     tracing::info!(
         store = %config.store.path.display(),
         schema = store.version()?,

@@ -12,26 +12,116 @@ fn ok_line(args: &[&str]) -> String {
 #[test]
 fn calendar_commands_print_one_value_per_line() {
     let table: &[(&[&str], &str)] = &[
-        (&["calendar", "add-working-days", "--from", "2026-12-18", "--days", "10"], "2027-01-06"),
         (
-            &["calendar", "add-working-days", "--from", "2026-12-18", "--days", "10", "--nation", "england-and-wales"],
+            &[
+                "calendar",
+                "add-working-days",
+                "--from",
+                "2026-12-18",
+                "--days",
+                "10",
+            ],
+            "2027-01-06",
+        ),
+        (
+            &[
+                "calendar",
+                "add-working-days",
+                "--from",
+                "2026-12-18",
+                "--days",
+                "10",
+                "--nation",
+                "england-and-wales",
+            ],
             "2027-01-06",
         ),
         // Scotland: 2 January 2027 is a Saturday, its substitute Monday the 4th.
         (
-            &["calendar", "add-working-days", "--from", "2026-12-31", "--days", "1", "--nation", "scotland"],
+            &[
+                "calendar",
+                "add-working-days",
+                "--from",
+                "2026-12-31",
+                "--days",
+                "1",
+                "--nation",
+                "scotland",
+            ],
             "2027-01-05",
         ),
         (
-            &["calendar", "add-working-days", "--from", "2026-12-31", "--days", "1", "--nation", "northern-ireland"],
+            &[
+                "calendar",
+                "add-working-days",
+                "--from",
+                "2026-12-31",
+                "--days",
+                "1",
+                "--nation",
+                "northern-ireland",
+            ],
             "2027-01-04",
         ),
-        (&["calendar", "add-working-days", "--from", "2026-11-28", "--days", "0"], "2026-11-28"),
-        (&["calendar", "working-days-between", "--from", "2026-12-18", "--to", "2027-01-06"], "10"),
-        (&["calendar", "working-days-between", "--from", "2026-11-28", "--to", "2026-11-29"], "0"),
-        (&["calendar", "add-months", "--from", "2027-01-31", "--months", "1"], "2027-02-28"),
-        (&["calendar", "add-months", "--from", "2028-01-31", "--months", "1"], "2028-02-29"),
-        (&["calendar", "is-working-day", "--date", "2026-12-28"], "no (Boxing Day (substitute day))"),
+        (
+            &[
+                "calendar",
+                "add-working-days",
+                "--from",
+                "2026-11-28",
+                "--days",
+                "0",
+            ],
+            "2026-11-28",
+        ),
+        (
+            &[
+                "calendar",
+                "working-days-between",
+                "--from",
+                "2026-12-18",
+                "--to",
+                "2027-01-06",
+            ],
+            "10",
+        ),
+        (
+            &[
+                "calendar",
+                "working-days-between",
+                "--from",
+                "2026-11-28",
+                "--to",
+                "2026-11-29",
+            ],
+            "0",
+        ),
+        (
+            &[
+                "calendar",
+                "add-months",
+                "--from",
+                "2027-01-31",
+                "--months",
+                "1",
+            ],
+            "2027-02-28",
+        ),
+        (
+            &[
+                "calendar",
+                "add-months",
+                "--from",
+                "2028-01-31",
+                "--months",
+                "1",
+            ],
+            "2028-02-29",
+        ),
+        (
+            &["calendar", "is-working-day", "--date", "2026-12-28"],
+            "no (Boxing Day (substitute day))",
+        ),
     ];
     for (args, expected) in table {
         assert_eq!(ok_line(args), *expected, "{args:?}");
@@ -41,18 +131,70 @@ fn calendar_commands_print_one_value_per_line() {
 #[test]
 fn calendar_errors_go_to_stderr_with_a_failing_exit() {
     for args in [
-        &["calendar", "add-working-days", "--from", "2026-02-30", "--days", "1"][..],
-        &["calendar", "add-working-days", "--from", "18/12/2026", "--days", "1"],
-        &["calendar", "add-working-days", "--from", "2026-12-18", "--days", "1", "--nation", "wales"],
-        &["calendar", "working-days-between", "--from", "2026-12-18", "--to", "tomorrow"],
-        &["calendar", "add-months", "--from", "2027-01-31", "--months", "-1"],
+        &[
+            "calendar",
+            "add-working-days",
+            "--from",
+            "2026-02-30",
+            "--days",
+            "1",
+        ][..],
+        &[
+            "calendar",
+            "add-working-days",
+            "--from",
+            "18/12/2026",
+            "--days",
+            "1",
+        ],
+        &[
+            "calendar",
+            "add-working-days",
+            "--from",
+            "2026-12-18",
+            "--days",
+            "1",
+            "--nation",
+            "wales",
+        ],
+        &[
+            "calendar",
+            "working-days-between",
+            "--from",
+            "2026-12-18",
+            "--to",
+            "tomorrow",
+        ],
+        &[
+            "calendar",
+            "add-months",
+            "--from",
+            "2027-01-31",
+            "--months",
+            "-1",
+        ],
     ] {
         let out = redress(args, &[]);
         assert!(!out.status.success(), "{args:?} should fail");
         assert!(stdout(&out).is_empty(), "{args:?} printed to stdout");
-        assert!(!stderr(&out).trim().is_empty(), "{args:?} said nothing on stderr");
+        assert!(
+            !stderr(&out).trim().is_empty(),
+            "{args:?} said nothing on stderr"
+        );
     }
-    let out = redress(&["calendar", "add-working-days", "--from", "2026-12-18", "--days", "1", "--nation", "wales"], &[]);
+    let out = redress(
+        &[
+            "calendar",
+            "add-working-days",
+            "--from",
+            "2026-12-18",
+            "--days",
+            "1",
+            "--nation",
+            "wales",
+        ],
+        &[],
+    );
     assert!(stderr(&out).contains("unknown nation"), "{}", stderr(&out));
 }
 
@@ -62,16 +204,43 @@ fn calendar_takes_closures_from_a_config() {
     let opal = opal.to_str().expect("path");
     // OPAL's October half term (26-30 October 2026) is not working time.
     assert_eq!(
-        ok_line(&["calendar", "add-working-days", "--from", "2026-10-23", "--days", "1", "--config", opal]),
+        ok_line(&[
+            "calendar",
+            "add-working-days",
+            "--from",
+            "2026-10-23",
+            "--days",
+            "1",
+            "--config",
+            opal
+        ]),
         "2026-11-02"
     );
     assert_eq!(
-        ok_line(&["calendar", "add-working-days", "--from", "2026-10-23", "--days", "1"]),
+        ok_line(&[
+            "calendar",
+            "add-working-days",
+            "--from",
+            "2026-10-23",
+            "--days",
+            "1"
+        ]),
         "2026-10-26"
     );
     // --nation overrides the config's nation.
     assert_eq!(
-        ok_line(&["calendar", "add-working-days", "--from", "2026-04-02", "--days", "2", "--config", opal, "--nation", "scotland"]),
+        ok_line(&[
+            "calendar",
+            "add-working-days",
+            "--from",
+            "2026-04-02",
+            "--days",
+            "2",
+            "--config",
+            opal,
+            "--nation",
+            "scotland"
+        ]),
         "2026-04-07"
     );
 }
@@ -91,9 +260,16 @@ fn gov_uk_bank_holidays_import_and_config_file() {
     assert!(out.contains("\"2031-06-10\""), "{out}");
     assert!(!out.contains("2030-01-01"), "{out}");
     // The printed block is valid TOML for the [calendar] section.
-    let body: String = out.lines().filter(|l| !l.starts_with('#')).collect::<Vec<_>>().join("\n");
+    let body: String = out
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .collect::<Vec<_>>()
+        .join("\n");
     let parsed: toml::Table = body.parse().expect("TOML");
-    assert_eq!(parsed["extra_holidays"].as_array().map(|a| a.len()), Some(3));
+    assert_eq!(
+        parsed["extra_holidays"].as_array().map(|a| a.len()),
+        Some(3)
+    );
 
     // A config naming the file counts its days as holidays.
     let dir = tempfile::tempdir().expect("tempdir");
@@ -105,7 +281,16 @@ fn gov_uk_bank_holidays_import_and_config_file() {
     std::fs::write(&cfg, text).expect("write");
     let cfg = cfg.to_str().expect("path");
     assert_eq!(
-        ok_line(&["calendar", "add-working-days", "--from", "2031-06-09", "--days", "1", "--config", cfg]),
+        ok_line(&[
+            "calendar",
+            "add-working-days",
+            "--from",
+            "2031-06-09",
+            "--days",
+            "1",
+            "--config",
+            cfg
+        ]),
         "2031-06-11"
     );
     let bad = redress(&["calendar", "import-bank-holidays", cfg], &[]);
@@ -118,7 +303,11 @@ fn check_accepts_both_examples() {
         let path = repo().join(file);
         let out = redress(&["check", "--config", path.to_str().expect("path")], &[]);
         assert!(out.status.success(), "{file}: {}", stderr(&out));
-        assert!(stdout(&out).contains("the config is valid"), "{}", stdout(&out));
+        assert!(
+            stdout(&out).contains("the config is valid"),
+            "{}",
+            stdout(&out)
+        );
     }
 }
 
@@ -126,8 +315,7 @@ fn check_accepts_both_examples() {
 fn check_names_the_file_and_every_bad_key() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("bad.toml");
-    let text = example_config()
-        .replace("[imap]\n", "[imap]\nhots = \"x\"\n");
+    let text = example_config().replace("[imap]\n", "[imap]\nhots = \"x\"\n");
     std::fs::write(&path, text).expect("write");
     let p = path.to_str().expect("path");
     let out = redress(&["check", "--config", p], &[]);
@@ -143,16 +331,32 @@ fn check_names_the_file_and_every_bad_key() {
     );
     assert!(!out.status.success());
     let err = stderr(&out);
-    assert!(err.contains("imap.port") && err.contains("REDRESS_IMAP_PORT"), "{err}");
+    assert!(
+        err.contains("imap.port") && err.contains("REDRESS_IMAP_PORT"),
+        "{err}"
+    );
 
-    let out = redress(&["check", "--config", good], &[("REDRESS_SMTP_TLS", "none"), ("REDRESS_STAFF_DEFAULT_DEPARTMENT", "sales")]);
+    let out = redress(
+        &["check", "--config", good],
+        &[
+            ("REDRESS_SMTP_TLS", "none"),
+            ("REDRESS_STAFF_DEFAULT_DEPARTMENT", "sales"),
+        ],
+    );
     let err = stderr(&out);
-    assert!(err.contains("smtp.tls") && err.contains("staff.default_department"), "{err}");
+    assert!(
+        err.contains("smtp.tls") && err.contains("staff.default_department"),
+        "{err}"
+    );
     assert!(err.contains("2 problem"), "{err}");
 
     let out = redress(&["check", "--config", "/nonexistent/redress.toml"], &[]);
     assert!(!out.status.success());
-    assert!(stderr(&out).contains("/nonexistent/redress.toml"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("/nonexistent/redress.toml"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -168,11 +372,21 @@ fn password_files_and_credentials_directory() {
     );
     let cfg = dir.path().join("c.toml");
     std::fs::write(&cfg, text).expect("write");
-    let out = redress(&["check", "--config", cfg.to_str().expect("path")], &[("CREDENTIALS_DIRECTORY", creds)]);
+    let out = redress(
+        &["check", "--config", cfg.to_str().expect("path")],
+        &[("CREDENTIALS_DIRECTORY", creds)],
+    );
     assert!(out.status.success(), "{}", stderr(&out));
-    let out = redress(&["check", "--config", cfg.to_str().expect("path")], &[("CREDENTIALS_DIRECTORY", "/nonexistent")]);
+    let out = redress(
+        &["check", "--config", cfg.to_str().expect("path")],
+        &[("CREDENTIALS_DIRECTORY", "/nonexistent")],
+    );
     assert!(!out.status.success());
-    assert!(stderr(&out).contains("imap.password_file"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("imap.password_file"),
+        "{}",
+        stderr(&out)
+    );
     let _ = good;
 }
 
@@ -181,7 +395,10 @@ fn seeded_store(dir: &std::path::Path) -> std::path::PathBuf {
     let mut store = Store::open(&path).expect("open");
     let now = "2026-11-23T10:00:00Z".parse().expect("now");
     let tx = store.transaction().expect("tx");
-    for (email, subject) in [("alice@example.net", "Certificate is late"), ("bob@example.net", "Rude assessor")] {
+    for (email, subject) in [
+        ("alice@example.net", "Certificate is late"),
+        ("bob@example.net", "Rude assessor"),
+    ] {
         let (id, _) = insert_case(
             &tx,
             &NewCase {
@@ -199,7 +416,15 @@ fn seeded_store(dir: &std::path::Path) -> std::path::PathBuf {
             now,
         )
         .expect("case");
-        append_event(&tx, Some(id), now, "redress", "opened", &serde_json::json!({"stage": "informal"})).expect("event");
+        append_event(
+            &tx,
+            Some(id),
+            now,
+            "redress",
+            "opened",
+            &serde_json::json!({"stage": "informal"}),
+        )
+        .expect("event");
     }
     tx.commit().expect("commit");
     path
@@ -211,37 +436,105 @@ fn cases_list_and_show_json() {
     let store = seeded_store(dir.path());
     let cfg = repo().join("config.example.toml");
     let env = [("REDRESS_STORE_PATH", store.to_str().expect("path"))];
-    let out = redress(&["cases", "list", "--config", cfg.to_str().expect("path"), "--format", "json"], &env);
+    let out = redress(
+        &[
+            "cases",
+            "list",
+            "--config",
+            cfg.to_str().expect("path"),
+            "--format",
+            "json",
+        ],
+        &env,
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     let list: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     let list = list.as_array().expect("array");
     assert_eq!(list.len(), 2);
     for case in list {
-        for key in ["reference", "stage", "status", "complainant_email", "received_at", "target_date"] {
+        for key in [
+            "reference",
+            "stage",
+            "status",
+            "complainant_email",
+            "received_at",
+            "target_date",
+        ] {
             assert!(case.get(key).is_some(), "{key} missing in {case}");
         }
         assert_eq!(case["status"], "open");
         assert_eq!(case["target_date"], "2026-12-21");
     }
-    let refs: Vec<&str> = list.iter().filter_map(|c| c["reference"].as_str()).collect();
-    assert!(refs.contains(&"OPP-2026-0001") && refs.contains(&"OPP-2026-0002"), "{refs:?}");
+    let refs: Vec<&str> = list
+        .iter()
+        .filter_map(|c| c["reference"].as_str())
+        .collect();
+    assert!(
+        refs.contains(&"OPP-2026-0001") && refs.contains(&"OPP-2026-0002"),
+        "{refs:?}"
+    );
 
-    let out = redress(&["cases", "list", "--config", cfg.to_str().expect("path"), "--format", "json", "--status", "closed"], &env);
+    let out = redress(
+        &[
+            "cases",
+            "list",
+            "--config",
+            cfg.to_str().expect("path"),
+            "--format",
+            "json",
+            "--status",
+            "closed",
+        ],
+        &env,
+    );
     let none: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(none, serde_json::json!([]));
-    let out = redress(&["cases", "list", "--config", cfg.to_str().expect("path"), "--status", "sleeping"], &env);
+    let out = redress(
+        &[
+            "cases",
+            "list",
+            "--config",
+            cfg.to_str().expect("path"),
+            "--status",
+            "sleeping",
+        ],
+        &env,
+    );
     assert!(!out.status.success());
 
-    let out = redress(&["cases", "show", "OPP-2026-0002", "--config", cfg.to_str().expect("path"), "--format", "json"], &env);
+    let out = redress(
+        &[
+            "cases",
+            "show",
+            "OPP-2026-0002",
+            "--config",
+            cfg.to_str().expect("path"),
+            "--format",
+            "json",
+        ],
+        &env,
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     let case: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(case["reference"], "OPP-2026-0002");
     assert!(case["messages"].is_array());
     assert_eq!(case["events"][0]["kind"], "opened");
 
-    let out = redress(&["cases", "list", "--config", cfg.to_str().expect("path")], &env);
+    let out = redress(
+        &["cases", "list", "--config", cfg.to_str().expect("path")],
+        &env,
+    );
     assert!(stdout(&out).contains("OPP-2026-0001"), "{}", stdout(&out));
-    let out = redress(&["cases", "show", "OPP-2026-0099", "--config", cfg.to_str().expect("path")], &env);
+    let out = redress(
+        &[
+            "cases",
+            "show",
+            "OPP-2026-0099",
+            "--config",
+            cfg.to_str().expect("path"),
+        ],
+        &env,
+    );
     assert!(!out.status.success());
 }
 
@@ -261,7 +554,10 @@ fn run_opens_the_store_and_stops_on_sigterm_without_leaking_secrets() {
         .expect("spawn");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     while !store.exists() {
-        assert!(std::time::Instant::now() < deadline, "the store was never created");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the store was never created"
+        );
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     std::thread::sleep(std::time::Duration::from_millis(300));
@@ -273,7 +569,10 @@ fn run_opens_the_store_and_stops_on_sigterm_without_leaking_secrets() {
     let out = child.wait_with_output().expect("wait");
     let err = stderr(&out);
     assert!(out.status.success(), "{err}");
-    assert!(err.contains("redress started") && err.contains("stopped"), "{err}");
+    assert!(
+        err.contains("redress started") && err.contains("stopped"),
+        "{err}"
+    );
     assert!(!err.contains(secret), "a secret reached the log:\n{err}");
     // The store is real and migrated.
     let s = Store::open(&store).expect("reopen");

@@ -42,15 +42,29 @@ fn core_imports_no_io_crate_and_reads_no_clock() {
                 let hit = code.match_indices(word).any(|(i, _)| {
                     let before = code[..i].chars().next_back();
                     let after = code[i + word.len()..].chars().next();
-                    let boundary = |c: Option<char>| c.is_none_or(|c| !(c.is_alphanumeric() || c == '_'));
+                    let boundary =
+                        |c: Option<char>| c.is_none_or(|c| !(c.is_alphanumeric() || c == '_'));
                     boundary(before) && (boundary(after) || word.contains("::"))
                 });
                 if hit {
-                    offences.push(format!("{}:{}: {word}: {}", path.display(), n + 1, line.trim()));
+                    offences.push(format!(
+                        "{}:{}: {word}: {}",
+                        path.display(),
+                        n + 1,
+                        line.trim()
+                    ));
                 }
             }
         }
     }
-    assert!(files >= 4, "expected the core modules under {}", dir.display());
-    assert!(offences.is_empty(), "src/core must stay pure:\n{}", offences.join("\n"));
+    assert!(
+        files >= 4,
+        "expected the core modules under {}",
+        dir.display()
+    );
+    assert!(
+        offences.is_empty(),
+        "src/core must stay pure:\n{}",
+        offences.join("\n")
+    );
 }

@@ -219,6 +219,7 @@ fn check(path: &Path, connect: bool) -> anyhow::Result<ExitCode> {
         }
     };
     let calendar = config.calendar(None)?;
+    redress::adapters::render::Templates::load(config.templates.dir.as_deref())?;
     println!("{}: the config is valid", path.display());
     println!(
         "  organisation {} ({}), complaints address {}",
@@ -242,6 +243,16 @@ fn check(path: &Path, connect: bool) -> anyhow::Result<ExitCode> {
         calendar.spec().closures.len(),
         calendar.time_zone(),
         config.calendar.working_day_end.format("%H:%M")
+    );
+    println!(
+        "  templates: {} letter(s) render ({})",
+        redress::adapters::render::Templates::names().count(),
+        config
+            .templates
+            .dir
+            .as_ref()
+            .map(|d| format!("overrides from {}", d.display()))
+            .unwrap_or_else(|| "built-in".into())
     );
     if !connect {
         return Ok(ExitCode::SUCCESS);

@@ -5,5 +5,6 @@
 pub mod bank_holidays;
 pub mod db;
 pub mod imap;
+pub mod render;
 pub mod smtp;
 pub mod tls;

@@ -28,6 +28,7 @@ pub fn cancel_on_signals(token: CancellationToken) -> anyhow::Result<()> {
 /// Runs the daemon until `token` is cancelled.
 pub async fn run(config: Config, token: CancellationToken) -> anyhow::Result<()> {
     let calendar = config.calendar(None)?;
+    crate::adapters::render::Templates::load(config.templates.dir.as_deref())?;
     let store = Store::open(&config.store.path)?;
     let open_cases = store
         .list_cases(Some(crate::core::case::Status::Open))?

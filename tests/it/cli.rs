@@ -578,3 +578,25 @@ fn run_opens_the_store_and_stops_on_sigterm_without_leaking_secrets() {
     let s = Store::open(&store).expect("reopen");
     assert!(s.version().expect("version") >= 1);
 }
+
+#[test]
+fn check_reports_a_broken_template_before_anything_is_sent() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("acknowledgement.html.hbs"),
+        "<p>{{#each}}</p>",
+    )
+    .expect("write");
+    let cfg = repo().join("config.example.toml");
+    let tdir = dir.path().to_str().expect("path");
+    let out = redress(
+        &["check", "--config", cfg.to_str().expect("path")],
+        &[("REDRESS_TEMPLATES_DIR", tdir)],
+    );
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("acknowledgement.html.hbs"),
+        "{}",
+        stderr(&out)
+    );
+}

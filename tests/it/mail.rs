@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 fn config_for(stack: &MailStack, user: &str, extra: &[(&str, String)]) -> Config {
     let store = stack.path().join("store.sqlite");
     let mut env = stack.env(user, &store);
+    env.retain(|(k, _)| !extra.iter().any(|(e, _)| e == k));
     env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.clone())));
     parse_str(&example_config(), "config.example.toml", &env).expect("config for the mail stack")
 }

@@ -9,4 +9,5 @@
 pub mod calendar;
 pub mod case;
 pub mod holidays;
+pub mod message;
 pub mod procedure;

@@ -133,6 +133,25 @@ pub struct Config {
     pub templates: Templates,
     #[serde(default)]
     pub intake: Intake,
+    /// Routing rules: the first that matches gives a new case's department.
+    #[serde(default)]
+    pub routing: Vec<RoutingConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoutingConfig {
+    /// The `id` of a department in `[staff]`.
+    pub department: String,
+    /// Where to look: "subject", "body", "recipient" (To and Cc addresses) or "any".
+    #[serde(default = "default_route_field")]
+    pub field: String,
+    /// A regular expression (Rust regex syntax; `(?i)` for any case).
+    pub pattern: String,
+}
+
+fn default_route_field() -> String {
+    "any".into()
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -400,6 +419,22 @@ pub struct Intake {
     /// Attachments larger than this (bytes) are kept but flagged.
     #[serde(default = "default_attachment_cap", deserialize_with = "de_parse")]
     pub attachment_size_cap: u64,
+    /// What marks a processed mail on the server: "keyword" (the
+    /// `$Redress-Done` keyword plus \Seen) or "move" (to `done_folder`).
+    /// Mail is never deleted.
+    #[serde(default = "default_mark")]
+    pub mark: String,
+    /// The folder processed mail moves to when `mark = "move"`.
+    #[serde(default = "default_done_folder")]
+    pub done_folder: String,
+}
+
+fn default_mark() -> String {
+    "keyword".into()
+}
+
+fn default_done_folder() -> String {
+    "Redress/Processed".into()
 }
 
 impl Default for Intake {
@@ -407,6 +442,8 @@ impl Default for Intake {
         Intake {
             max_auto_replies_per_day: default_reply_cap(),
             attachment_size_cap: default_attachment_cap(),
+            mark: default_mark(),
+            done_folder: default_done_folder(),
         }
     }
 }
@@ -837,6 +874,23 @@ impl Config {
                 ));
             }
         }
+        if !matches!(self.intake.mark.as_str(), "keyword" | "move") {
+            p.push(format!("key `intake.mark`: {:?} must be \"keyword\" or \"move\"", self.intake.mark));
+        }
+        for (i, r) in self.routing.iter().enumerate() {
+            if !departments.contains(r.department.as_str()) {
+                p.push(format!("key `routing[{i}].department`: no department has id {:?}", r.department));
+            }
+            if !matches!(r.field.as_str(), "subject" | "body" | "recipient" | "any") {
+                p.push(format!(
+                    "key `routing[{i}].field`: {:?} must be \"subject\", \"body\", \"recipient\" or \"any\"",
+                    r.field
+                ));
+            }
+            if let Err(e) = regex::Regex::new(&r.pattern) {
+                p.push(format!("key `routing[{i}].pattern`: not a regular expression: {e}"));
+            }
+        }
         let staff_addresses: Vec<&str> =
             self.staff_addresses().into_iter().map(|(a, _)| a).collect();
         if staff_addresses
@@ -947,6 +1001,50 @@ impl Config {
             }
         }
         Ok(crate::core::calendar::WorkingCalendar::new(spec))
+    }
+
+    /// The routing rules, compiled (validate() has checked them).
+    pub fn routing_rules(&self) -> Vec<crate::core::intake::RoutingRule> {
+        use crate::core::intake::{RouteField, RoutingRule};
+        self.routing
+            .iter()
+            .filter_map(|r| {
+                Some(RoutingRule {
+                    department: r.department.clone(),
+                    field: match r.field.as_str() {
+                        "subject" => RouteField::Subject,
+                        "body" => RouteField::Body,
+                        "recipient" => RouteField::Recipient,
+                        _ => RouteField::Any,
+                    },
+                    pattern: regex::Regex::new(&r.pattern).ok()?,
+                })
+            })
+            .collect()
+    }
+
+    /// The department a case goes to when no rule matches.
+    pub fn default_department(&self) -> &str {
+        self.staff
+            .default_department
+            .as_deref()
+            .or_else(|| self.staff.departments.first().map(|d| d.id.as_str()))
+            .unwrap_or("")
+    }
+
+    /// A department by id.
+    pub fn department(&self, id: &str) -> Option<&Department> {
+        self.staff.departments.iter().find(|d| d.id == id)
+    }
+
+    /// The stage's words for the acknowledgement.
+    pub fn next_steps(&self, stage: &str) -> &str {
+        self.procedure
+            .stages
+            .iter()
+            .find(|s| s.name == stage)
+            .map(|s| s.next_steps.as_str())
+            .unwrap_or("")
     }
 
     /// The procedure as the core sees it.

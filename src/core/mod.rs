@@ -8,6 +8,10 @@
 
 pub mod calendar;
 pub mod case;
+pub mod classify;
 pub mod holidays;
+pub mod intake;
 pub mod message;
 pub mod procedure;
+pub mod threading;
+pub mod token;

@@ -60,10 +60,16 @@ CREATE TABLE messages (
     uidvalidity        INTEGER,
     uid                INTEGER,
     raw                BLOB    NOT NULL,
-    received_at        TEXT    NOT NULL
+    -- A Message-ID was missing and made from a hash of the raw bytes.
+    synthetic_id       INTEGER NOT NULL DEFAULT 0,
+    received_at        TEXT    NOT NULL,
+    -- Set when intake has committed its decision on this message.
+    processed_at       TEXT
 ) STRICT;
 
 CREATE INDEX messages_case ON messages (case_id);
+CREATE INDEX messages_unprocessed ON messages (id) WHERE processed_at IS NULL;
+CREATE INDEX messages_uid ON messages (folder, uidvalidity, uid);
 
 CREATE TABLE attachments (
     id                 INTEGER PRIMARY KEY,
@@ -126,6 +132,9 @@ CREATE TABLE outbox (
     kind               TEXT    NOT NULL,
     message_id         TEXT    NOT NULL UNIQUE,
     recipient          TEXT    NOT NULL,
+    -- An automatic reply to a complainant: counts towards the per-sender cap.
+    auto_reply         INTEGER NOT NULL DEFAULT 0,
+    subject            TEXT    NOT NULL DEFAULT '',
     raw                BLOB    NOT NULL,
     created_at         TEXT    NOT NULL,
     attempts           INTEGER NOT NULL DEFAULT 0,
@@ -135,6 +144,8 @@ CREATE TABLE outbox (
     failed_at          TEXT
 ) STRICT;
 
+CREATE INDEX outbox_recipient ON outbox (recipient, created_at);
+CREATE INDEX outbox_case ON outbox (case_id);
 CREATE INDEX outbox_pending ON outbox (next_attempt_at) WHERE sent_at IS NULL AND failed_at IS NULL;
 
 -- How far intake has read each folder.

@@ -11,3 +11,4 @@ pub mod clock;
 pub mod config;
 pub mod core;
 pub mod runtime;
+pub mod service;

@@ -117,10 +117,16 @@ impl Store {
         let Some(case) = self.case(reference)? else {
             return Ok(None);
         };
+        // Mail in and letters out, in time order (letters show their kind
+        // as the classification and their send time as the date).
         let mut stmt = self.conn.prepare(
-            "SELECT message_id, direction, from_address, from_name, subject, sent_date, received_at,
-                    classification, body_text
-             FROM messages WHERE case_id = ?1 ORDER BY received_at, id",
+            "SELECT message_id, direction, from_address, from_name, to_addresses, subject, sent_date,
+                    received_at, classification, body_text, quarantine_reason
+             FROM messages WHERE case_id = ?1
+             UNION ALL
+             SELECT message_id, 'out', '', '', recipient, subject, sent_at, created_at, kind, '', NULL
+             FROM outbox WHERE case_id = ?1
+             ORDER BY 8",
         )?;
         let messages = stmt
             .query_map(params![case.id], |r| {
@@ -129,11 +135,12 @@ impl Store {
                     direction: r.get(1)?,
                     from_address: r.get(2)?,
                     from_name: r.get(3)?,
-                    subject: r.get(4)?,
-                    date: r.get(5)?,
-                    received_at: r.get(6)?,
-                    classification: r.get(7)?,
-                    body_text: r.get(8)?,
+                    to: r.get(4)?,
+                    subject: r.get(5)?,
+                    date: r.get(6)?,
+                    received_at: r.get(7)?,
+                    classification: r.get(8)?,
+                    body_text: r.get(9)?,
                 })
             })?
             .collect::<Result<_, _>>()?;
@@ -169,6 +176,394 @@ impl Store {
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .optional()?)
+    }
+}
+
+/// Where a raw message came from on the IMAP server.
+#[derive(Debug, Clone, Default)]
+pub struct Source<'a> {
+    pub folder: &'a str,
+    pub uidvalidity: Option<u32>,
+    pub uid: Option<u32>,
+}
+
+/// The outcome of storing a raw message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RawStored {
+    /// A new row.
+    New(i64),
+    /// The Message-ID was already stored; `processed` says whether intake
+    /// finished with it.
+    Duplicate { id: i64, processed: bool },
+}
+
+/// Stores the raw bytes of an incoming mail unless its Message-ID is
+/// already stored (the dedupe that makes re-fetching safe).
+pub fn store_raw(
+    tx: &Transaction,
+    message_id: &str,
+    synthetic: bool,
+    raw: &[u8],
+    source: &Source,
+    now: DateTime<Utc>,
+) -> anyhow::Result<RawStored> {
+    let existing: Option<(i64, Option<String>)> = tx
+        .query_row(
+            "SELECT id, processed_at FROM messages WHERE message_id = ?1",
+            params![message_id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    if let Some((id, processed)) = existing {
+        return Ok(RawStored::Duplicate {
+            id,
+            processed: processed.is_some(),
+        });
+    }
+    tx.execute(
+        "INSERT INTO messages (direction, message_id, raw, synthetic_id, folder, uidvalidity, uid, received_at)
+         VALUES ('in', ?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![message_id, raw, synthetic, source.folder, source.uidvalidity, source.uid, ts(now)],
+    )?;
+    Ok(RawStored::New(tx.last_insert_rowid()))
+}
+
+/// The parsed facts of a stored message, written once intake decided.
+#[derive(Debug, Clone, Default)]
+pub struct MessageFacts<'a> {
+    pub case_id: Option<i64>,
+    pub in_reply_to: &'a str,
+    pub refs: &'a str,
+    pub from_address: &'a str,
+    pub from_name: &'a str,
+    pub reply_to: &'a str,
+    pub to_addresses: &'a str,
+    pub cc_addresses: &'a str,
+    pub subject: &'a str,
+    pub sent_date: Option<&'a str>,
+    pub body_text: &'a str,
+    pub classification: &'a str,
+}
+
+/// Records intake's decision on a stored message.
+pub fn message_processed(tx: &Transaction, id: i64, f: &MessageFacts, now: DateTime<Utc>) -> anyhow::Result<()> {
+    tx.execute(
+        "UPDATE messages SET case_id = ?2, in_reply_to = ?3, refs = ?4, from_address = ?5, from_name = ?6,
+                reply_to = ?7, to_addresses = ?8, cc_addresses = ?9, subject = ?10, sent_date = ?11,
+                body_text = ?12, classification = ?13, processed_at = ?14
+         WHERE id = ?1",
+        params![
+            id,
+            f.case_id,
+            f.in_reply_to,
+            f.refs,
+            f.from_address,
+            f.from_name,
+            f.reply_to,
+            f.to_addresses,
+            f.cc_addresses,
+            f.subject,
+            f.sent_date,
+            f.body_text,
+            f.classification,
+            ts(now)
+        ],
+    )?;
+    Ok(())
+}
+
+/// Records an attachment's facts.
+pub fn add_attachment(tx: &Transaction, message: i64, filename: &str, content_type: &str, size: u64, oversize: bool) -> anyhow::Result<()> {
+    tx.execute(
+        "INSERT INTO attachments (message_id, filename, content_type, size, oversize) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![message, filename, content_type, size as i64, oversize],
+    )?;
+    Ok(())
+}
+
+/// Quarantines a stored message: kept, with the reason, on no case.
+pub fn quarantine(tx: &Transaction, id: i64, reason: &str, now: DateTime<Utc>) -> anyhow::Result<()> {
+    tx.execute(
+        "UPDATE messages SET quarantine_reason = ?2, classification = 'quarantined', processed_at = ?3 WHERE id = ?1",
+        params![id, reason, ts(now)],
+    )?;
+    Ok(())
+}
+
+/// A case's id by reference.
+pub fn case_id(tx: &Connection, reference: &str) -> anyhow::Result<Option<i64>> {
+    Ok(tx
+        .query_row("SELECT id FROM cases WHERE reference = ?1", params![reference], |r| r.get(0))
+        .optional()?)
+}
+
+/// Whether `address` takes part in the case.
+pub fn is_participant(tx: &Connection, case_id: i64, address: &str) -> anyhow::Result<bool> {
+    Ok(tx
+        .query_row(
+            "SELECT 1 FROM participants WHERE case_id = ?1 AND address = ?2",
+            params![case_id, address.to_ascii_lowercase()],
+            |_| Ok(()),
+        )
+        .optional()?
+        .is_some())
+}
+
+/// Adds a participant (no-op when already there).
+pub fn add_participant(tx: &Transaction, case_id: i64, address: &str, name: &str, role: &str) -> anyhow::Result<()> {
+    tx.execute(
+        "INSERT OR IGNORE INTO participants (case_id, address, name, role) VALUES (?1, ?2, ?3, ?4)",
+        params![case_id, address.to_ascii_lowercase(), name, role],
+    )?;
+    Ok(())
+}
+
+/// The case of the first of `ids` that is a message we received or sent.
+pub fn case_by_message_ids(tx: &Connection, ids: &[&str]) -> anyhow::Result<Option<i64>> {
+    for id in ids {
+        let found: Option<i64> = tx
+            .query_row(
+                "SELECT case_id FROM messages WHERE message_id = ?1 AND case_id IS NOT NULL
+                 UNION ALL
+                 SELECT case_id FROM outbox WHERE message_id = ?1 AND case_id IS NOT NULL
+                 LIMIT 1",
+                params![id],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if found.is_some() {
+            return Ok(found);
+        }
+    }
+    Ok(None)
+}
+
+/// Automatic replies queued to `address` since `since`.
+pub fn auto_replies_since(tx: &Connection, address: &str, since: DateTime<Utc>) -> anyhow::Result<u32> {
+    Ok(tx.query_row(
+        "SELECT COUNT(*) FROM outbox WHERE recipient = ?1 AND auto_reply = 1 AND created_at > ?2",
+        params![address.to_ascii_lowercase(), ts(since)],
+        |r| r.get(0),
+    )?)
+}
+
+/// Whether an event of `kind` by `actor` was logged since `since`.
+pub fn event_since(tx: &Connection, kind: &str, actor: &str, since: DateTime<Utc>) -> anyhow::Result<bool> {
+    Ok(tx
+        .query_row(
+            "SELECT 1 FROM events WHERE kind = ?1 AND actor = ?2 AND at > ?3 LIMIT 1",
+            params![kind, actor, ts(since)],
+            |_| Ok(()),
+        )
+        .optional()?
+        .is_some())
+}
+
+/// The id the next outbox row will get (for its Message-ID; called inside
+/// the transaction that inserts it).
+pub fn next_outbox_id(tx: &Transaction) -> anyhow::Result<i64> {
+    Ok(tx.query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM outbox", [], |r| r.get(0))?)
+}
+
+/// A message to send, fixed when queued.
+#[derive(Debug, Clone)]
+pub struct NewOutbox<'a> {
+    pub id: i64,
+    pub case_id: Option<i64>,
+    pub kind: &'a str,
+    pub message_id: &'a str,
+    pub recipient: &'a str,
+    pub auto_reply: bool,
+    pub subject: &'a str,
+    pub raw: &'a [u8],
+}
+
+/// Queues a message. A Message-ID already queued is not queued twice
+/// (returns false): notices keyed by what they report go out once.
+pub fn queue_outbox(tx: &Transaction, m: &NewOutbox, now: DateTime<Utc>) -> anyhow::Result<bool> {
+    let n = tx.execute(
+        "INSERT OR IGNORE INTO outbox (id, case_id, kind, message_id, recipient, auto_reply, subject, raw, created_at, next_attempt_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)",
+        params![
+            m.id,
+            m.case_id,
+            m.kind,
+            m.message_id,
+            m.recipient.to_ascii_lowercase(),
+            m.auto_reply,
+            m.subject,
+            m.raw,
+            ts(now)
+        ],
+    )?;
+    Ok(n == 1)
+}
+
+/// Sets a case's deadline of `kind` (replacing a live one).
+pub fn set_deadline(tx: &Transaction, case_id: i64, kind: &str, due: DateTime<Utc>, now: DateTime<Utc>) -> anyhow::Result<()> {
+    tx.execute(
+        "UPDATE deadlines SET cancelled_at = ?3 WHERE case_id = ?1 AND kind = ?2 AND fired_at IS NULL AND cancelled_at IS NULL",
+        params![case_id, kind, ts(now)],
+    )?;
+    tx.execute(
+        "INSERT INTO deadlines (case_id, kind, due_at) VALUES (?1, ?2, ?3)",
+        params![case_id, kind, ts(due)],
+    )?;
+    Ok(())
+}
+
+/// Cancels a case's live deadline of `kind`.
+pub fn cancel_deadline(tx: &Transaction, case_id: i64, kind: &str, now: DateTime<Utc>) -> anyhow::Result<()> {
+    tx.execute(
+        "UPDATE deadlines SET cancelled_at = ?3 WHERE case_id = ?1 AND kind = ?2 AND fired_at IS NULL AND cancelled_at IS NULL",
+        params![case_id, kind, ts(now)],
+    )?;
+    Ok(())
+}
+
+/// Writes the state-machine fields of a case.
+pub fn update_case_state(tx: &Transaction, case_id: i64, c: &crate::core::case::Case, now: DateTime<Utc>) -> anyhow::Result<()> {
+    tx.execute(
+        "UPDATE cases SET stage = ?2, status = ?3, stage_opened_at = ?4, acknowledged_at = ?5, target_date = ?6,
+                hold_since = ?7, hold_reason = ?8, hold_until = ?9, escalation_rung = ?10, outcome = ?11,
+                resolved_at = ?12, updated_at = ?13
+         WHERE id = ?1",
+        params![
+            case_id,
+            c.stage.0,
+            c.status.as_str(),
+            ts(c.stage_opened_at),
+            c.acknowledged_at.map(ts),
+            c.target_date.map(|d| d.to_string()),
+            c.hold.as_ref().map(|h| ts(h.since)),
+            c.hold.as_ref().map(|h| h.reason.clone()),
+            c.hold.as_ref().and_then(|h| h.until.map(|d| d.to_string())),
+            c.escalation_rung,
+            c.outcome.map(|o| o.as_str()),
+            c.resolved_at.map(ts),
+            ts(now)
+        ],
+    )?;
+    Ok(())
+}
+
+/// Reads (creating on first use) a named random secret of 32 bytes.
+pub fn secret(tx: &Transaction, name: &str, fresh: impl FnOnce() -> anyhow::Result<Vec<u8>>) -> anyhow::Result<Vec<u8>> {
+    let existing: Option<String> = tx
+        .query_row("SELECT value FROM settings WHERE name = ?1", params![name], |r| r.get(0))
+        .optional()?;
+    if let Some(hex_value) = existing {
+        return Ok(hex::decode(hex_value).context("the stored secret is not hex")?);
+    }
+    let value = fresh()?;
+    tx.execute(
+        "INSERT INTO settings (name, value) VALUES (?1, ?2)",
+        params![name, hex::encode(&value)],
+    )?;
+    Ok(value)
+}
+
+/// One row of the outbox waiting to go.
+#[derive(Debug, Clone)]
+pub struct PendingOutbox {
+    pub id: i64,
+    pub case_id: Option<i64>,
+    pub kind: String,
+    pub message_id: String,
+    pub recipient: String,
+    pub raw: Vec<u8>,
+    pub attempts: u32,
+    pub created_at: String,
+}
+
+impl Store {
+    /// Rows due at `now`, oldest first.
+    pub fn due_outbox(&self, now: DateTime<Utc>, limit: u32) -> anyhow::Result<Vec<PendingOutbox>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT id, case_id, kind, message_id, recipient, raw, attempts, created_at FROM outbox
+             WHERE sent_at IS NULL AND failed_at IS NULL AND next_attempt_at <= ?1
+             ORDER BY next_attempt_at, id LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(params![ts(now), limit], |r| {
+            Ok(PendingOutbox {
+                id: r.get(0)?,
+                case_id: r.get(1)?,
+                kind: r.get(2)?,
+                message_id: r.get(3)?,
+                recipient: r.get(4)?,
+                raw: r.get(5)?,
+                attempts: r.get(6)?,
+                created_at: r.get(7)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// When the next unsent row is due.
+    pub fn next_outbox_due(&self) -> anyhow::Result<Option<DateTime<Utc>>> {
+        let next: Option<String> = self.conn.query_row(
+            "SELECT MIN(next_attempt_at) FROM outbox WHERE sent_at IS NULL AND failed_at IS NULL",
+            [],
+            |r| r.get(0),
+        )?;
+        Ok(next.and_then(|t| t.parse().ok()))
+    }
+
+    /// Counts an attempt before it is made (so a crash mid-send still
+    /// counts it).
+    pub fn outbox_attempt(&self, id: i64) -> anyhow::Result<()> {
+        self.conn
+            .execute("UPDATE outbox SET attempts = attempts + 1 WHERE id = ?1", params![id])?;
+        Ok(())
+    }
+
+    /// Marks a row sent (after the server's 250) and logs it on the case.
+    pub fn outbox_sent(&mut self, row: &PendingOutbox, now: DateTime<Utc>) -> anyhow::Result<()> {
+        let tx = self.transaction()?;
+        tx.execute(
+            "UPDATE outbox SET sent_at = ?2, last_error = NULL WHERE id = ?1",
+            params![row.id, ts(now)],
+        )?;
+        if let Some(case_id) = row.case_id {
+            append_event(
+                &tx,
+                Some(case_id),
+                now,
+                "redress",
+                "letter-sent",
+                &serde_json::json!({"kind": row.kind, "to": row.recipient, "message_id": row.message_id}),
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Schedules another attempt.
+    pub fn outbox_retry(&self, id: i64, next: DateTime<Utc>, error: &str) -> anyhow::Result<()> {
+        self.conn.execute(
+            "UPDATE outbox SET next_attempt_at = ?2, last_error = ?3 WHERE id = ?1",
+            params![id, ts(next), error],
+        )?;
+        Ok(())
+    }
+
+    /// Marks a row failed for good.
+    pub fn outbox_failed(&self, id: i64, now: DateTime<Utc>, error: &str) -> anyhow::Result<()> {
+        self.conn.execute(
+            "UPDATE outbox SET failed_at = ?2, last_error = ?3 WHERE id = ?1",
+            params![id, ts(now), error],
+        )?;
+        Ok(())
+    }
+
+    /// Messages stored but not yet processed (a crash between storing and
+    /// deciding): intake finishes them at start.
+    pub fn unprocessed_messages(&self) -> anyhow::Result<Vec<(i64, Vec<u8>)>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id, raw FROM messages WHERE processed_at IS NULL AND direction = 'in' ORDER BY id")?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 }
 
@@ -322,6 +717,8 @@ pub struct MessageRecord {
     pub direction: String,
     pub from_address: String,
     pub from_name: String,
+    /// Recipients: the To addresses of a mail in, the recipient of a letter out.
+    pub to: String,
     pub subject: String,
     pub date: Option<String>,
     pub received_at: String,

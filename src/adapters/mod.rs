@@ -5,6 +5,8 @@
 pub mod bank_holidays;
 pub mod db;
 pub mod imap;
+pub mod mail_parse;
+pub mod outgoing;
 pub mod render;
 pub mod smtp;
 pub mod tls;

@@ -15,11 +15,28 @@ use serde_json::{json, Value};
 use std::path::Path;
 
 /// The letters redress knows, with their embedded default pair.
-const DEFAULTS: &[(&str, &str, &str)] = &[(
-    "acknowledgement",
-    include_str!("../../templates/acknowledgement.txt.hbs"),
-    include_str!("../../templates/acknowledgement.html.hbs"),
-)];
+const DEFAULTS: &[(&str, &str, &str)] = &[
+    (
+        "acknowledgement",
+        include_str!("../../templates/acknowledgement.txt.hbs"),
+        include_str!("../../templates/acknowledgement.html.hbs"),
+    ),
+    (
+        "new-case",
+        include_str!("../../templates/new-case.txt.hbs"),
+        include_str!("../../templates/new-case.html.hbs"),
+    ),
+    (
+        "quarantine",
+        include_str!("../../templates/quarantine.txt.hbs"),
+        include_str!("../../templates/quarantine.html.hbs"),
+    ),
+    (
+        "send-failed",
+        include_str!("../../templates/send-failed.txt.hbs"),
+        include_str!("../../templates/send-failed.html.hbs"),
+    ),
+];
 
 /// A rendered letter.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -116,6 +133,17 @@ pub fn sample(_name: &str) -> Value {
             "target_date": "Monday 21 December 2026",
             "next_steps": "We will look into it.",
             "stage": "informal",
+            "subject": "My certificate has not arrived",
+            "department": "Training",
+            "complainant_email": "alice@example.net",
+            "complainant_phone": "07700 900123",
+            "recipient_name": "Quality Coordinator",
+            "noted_reference": "",
+            "acknowledgement_held": false,
+            "body": "My certificate has not arrived.",
+            "message_id": "abc@example.net",
+            "reason": "no From header",
+            "kind": "acknowledgement",
     })
 }
 

@@ -13,5 +13,6 @@ pub mod holidays;
 pub mod intake;
 pub mod message;
 pub mod procedure;
+pub mod text;
 pub mod threading;
 pub mod token;

@@ -1,0 +1,134 @@
+//! Builds the bytes of a mail redress sends (lettre's message builder).
+//!
+//! Every generated mail carries, per RFC 3834 and common practice, so that
+//! no auto-responder answers it and no loop starts:
+//! - `Auto-Submitted: auto-replied` (answers to a mail) or `auto-generated`;
+//! - `X-Auto-Response-Suppress: All` (Microsoft Exchange/Outlook);
+//! - a Message-ID on our own domain, fixed when the row is queued;
+//! - `In-Reply-To`/`References` to the mail it answers.
+//!
+//! A letter is multipart/alternative: the text template and the HTML one.
+
+use anyhow::Context as _;
+use chrono::{DateTime, Utc};
+use lettre::message::header::{ContentType, HeaderName, HeaderValue};
+use lettre::message::{Mailbox, MultiPart, SinglePart};
+use lettre::Message;
+
+/// RFC 3834 `Auto-Submitted` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AutoSubmitted {
+    /// A reply to a mail (acknowledgements, notices about a mail).
+    Replied,
+    /// Made by redress on its own (timers, notifications).
+    Generated,
+}
+
+/// One mail to build.
+#[derive(Debug, Clone)]
+pub struct Outgoing<'a> {
+    pub from_name: &'a str,
+    pub from_address: &'a str,
+    pub to_name: &'a str,
+    pub to_address: &'a str,
+    pub reply_to: Option<&'a str>,
+    pub subject: &'a str,
+    pub text: &'a str,
+    pub html: &'a str,
+    /// Without angle brackets.
+    pub message_id: &'a str,
+    /// Message-IDs without angle brackets.
+    pub in_reply_to: Option<&'a str>,
+    pub references: &'a [String],
+    pub auto_submitted: AutoSubmitted,
+    pub date: DateTime<Utc>,
+}
+
+fn mailbox(name: &str, address: &str) -> anyhow::Result<Mailbox> {
+    let address = address.parse().with_context(|| format!("address {address:?}"))?;
+    Ok(Mailbox::new((!name.trim().is_empty()).then(|| name.trim().to_string()), address))
+}
+
+/// The raw RFC 5322 bytes.
+pub fn build(o: &Outgoing) -> anyhow::Result<Vec<u8>> {
+    let mut b = Message::builder()
+        .from(mailbox(o.from_name, o.from_address)?)
+        .to(mailbox(o.to_name, o.to_address)?)
+        .subject(o.subject)
+        .message_id(Some(format!("<{}>", o.message_id)))
+        .date(o.date.into())
+        .raw_header(HeaderValue::new(
+            HeaderName::new_from_ascii_str("Auto-Submitted"),
+            match o.auto_submitted {
+                AutoSubmitted::Replied => "auto-replied".into(),
+                AutoSubmitted::Generated => "auto-generated".into(),
+            },
+        ))
+        .raw_header(HeaderValue::new(
+            HeaderName::new_from_ascii_str("X-Auto-Response-Suppress"),
+            "All".into(),
+        ));
+    if let Some(r) = o.reply_to {
+        b = b.reply_to(mailbox("", r)?);
+    }
+    if let Some(parent) = o.in_reply_to {
+        b = b.in_reply_to(format!("<{parent}>"));
+    }
+    let mut refs: Vec<String> = o.references.to_vec();
+    if let Some(parent) = o.in_reply_to {
+        if !refs.iter().any(|r| r == parent) {
+            refs.push(parent.to_string());
+        }
+    }
+    if !refs.is_empty() {
+        let joined = refs.iter().map(|r| format!("<{r}>")).collect::<Vec<_>>().join(" ");
+        b = b.references(joined);
+    }
+    let body = MultiPart::alternative()
+        .singlepart(
+            SinglePart::builder()
+                .header(ContentType::TEXT_PLAIN)
+                .body(o.text.to_string()),
+        )
+        .singlepart(SinglePart::builder().header(ContentType::TEXT_HTML).body(o.html.to_string()));
+    let message = b.multipart(body).context("Building the message")?;
+    Ok(message.formatted())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_mail_carries_the_loop_guards() {
+        let refs = vec!["older@example.net".to_string()];
+        let raw = build(&Outgoing {
+            from_name: "OP Performance Limited",
+            from_address: "complaints@opp.example",
+            to_name: "Alice Example",
+            to_address: "alice@example.net",
+            reply_to: Some("complaints@opp.example"),
+            subject: "We have received your complaint [OPP-2026-0001]",
+            text: "Dear Alice,\n",
+            html: "<p>Dear Alice,</p>",
+            message_id: "r1.OPP-2026-0001.abc@opp.example",
+            in_reply_to: Some("complaint@example.net"),
+            references: &refs,
+            auto_submitted: AutoSubmitted::Replied,
+            date: "2026-11-23T10:00:00Z".parse().expect("date"),
+        })
+        .expect("build");
+        let text = String::from_utf8(raw).expect("utf8");
+        for needle in [
+            "Auto-Submitted: auto-replied",
+            "X-Auto-Response-Suppress: All",
+            "Message-ID: <r1.OPP-2026-0001.abc@opp.example>",
+            "In-Reply-To: <complaint@example.net>",
+            "References: <older@example.net> <complaint@example.net>",
+            "Subject: We have received your complaint [OPP-2026-0001]",
+            "multipart/alternative",
+        ] {
+            assert!(text.contains(needle), "{needle} missing:\n{text}");
+        }
+    }
+}

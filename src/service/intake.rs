@@ -1,0 +1,515 @@
+//! One incoming mail, from raw bytes to committed decisions.
+//!
+//! Order of work (and why): the raw bytes are stored first, in a transaction
+//! with the Message-ID dedupe, so nothing is ever lost and a re-fetch never
+//! doubles anything; then the mail is parsed, classified and matched, the
+//! core decides, and every consequence (case, events, outbox rows,
+//! deadlines, the IMAP checkpoint) is committed in ONE transaction. A crash
+//! between the two leaves a stored, unprocessed row that the next run
+//! finishes. Only after that commit may the caller flag the mail on the
+//! server.
+//!
+//! A mail that cannot be parsed or handled is quarantined: kept raw, with the
+//! reason, and QC is told once. It never stalls the mailbox.
+
+use super::letters::{self, long_date, LetterSpec};
+use super::Desk;
+use crate::adapters::db::{self, MessageFacts, NewCase, RawStored, Source, Store};
+use crate::adapters::mail_parse;
+use crate::adapters::outgoing::AutoSubmitted;
+use crate::core::case::{self, CaseRef, Context, Effect, Event, Letter};
+use crate::core::classify::{classify, Classification};
+use crate::core::intake::{self, IntakeDecision, SenderFacts};
+use crate::core::message::{synthetic_message_id, Inbound};
+use crate::core::threading::{self, ThreadDecision, ThreadFacts, TokenCase};
+use chrono::{DateTime, Duration, Utc};
+use rusqlite::Transaction;
+use serde_json::json;
+use sha2::Digest as _;
+
+/// What became of a mail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Processed {
+    /// A new case; `acknowledged` is false past the reply cap.
+    Opened { reference: String, acknowledged: bool },
+    /// Added to an existing case.
+    Joined { reference: String },
+    /// A robot's mail, recorded (on a case when it refers to one).
+    Robot { classification: String, reference: Option<String> },
+    /// Already processed (same Message-ID).
+    Duplicate,
+    /// Kept aside with the reason; QC told.
+    Quarantined { reason: String },
+}
+
+/// Where the mail came from and when it arrived.
+#[derive(Debug, Clone, Default)]
+pub struct Arrival<'a> {
+    pub source: Source<'a>,
+    /// The server's INTERNALDATE, when known: the complaint's receipt time.
+    pub received: Option<DateTime<Utc>>,
+}
+
+/// Processes one raw mail at `now`.
+pub fn process(store: &mut Store, desk: &Desk, raw: &[u8], arrival: &Arrival, now: DateTime<Utc>) -> anyhow::Result<Processed> {
+    let parsed = std::panic::catch_unwind(|| mail_parse::parse(raw));
+    let (message_id, synthetic) = match &parsed {
+        Ok(Ok(m)) => (m.message_id.clone(), m.message_id_synthetic),
+        _ => (synthetic_message_id(&hex::encode(sha2::Sha256::digest(raw))), true),
+    };
+    let stored = {
+        let tx = store.transaction()?;
+        let stored = db::store_raw(&tx, &message_id, synthetic, raw, &arrival.source, now)?;
+        if let RawStored::Duplicate { processed: true, .. } = stored {
+            advance_checkpoint(&tx, &arrival.source, now)?;
+            tx.commit()?;
+            return Ok(Processed::Duplicate);
+        }
+        tx.commit()?;
+        stored
+    };
+    let row = match stored {
+        RawStored::New(id) | RawStored::Duplicate { id, .. } => id,
+    };
+    let received = arrival.received.filter(|r| *r <= now).unwrap_or(now);
+    let outcome = match parsed {
+        Ok(Ok(m)) => {
+            let tx = store.transaction()?;
+            match decide_and_commit(&tx, desk, row, &m, received, now) {
+                Ok(p) => {
+                    advance_checkpoint(&tx, &arrival.source, now)?;
+                    tx.commit()?;
+                    return Ok(p);
+                }
+                Err(e) => {
+                    drop(tx);
+                    format!("could not be handled: {e:#}")
+                }
+            }
+        }
+        Ok(Err(e)) => format!("could not be parsed: {e}"),
+        Err(_) => "the parser failed on it".to_string(),
+    };
+    let tx = store.transaction()?;
+    quarantine(&tx, desk, row, &message_id, raw, &outcome, now)?;
+    advance_checkpoint(&tx, &arrival.source, now)?;
+    tx.commit()?;
+    tracing::warn!(message_id = %message_id, reason = %outcome, "mail quarantined");
+    Ok(Processed::Quarantined { reason: outcome })
+}
+
+/// Finishes rows stored by an earlier run that stopped before deciding.
+pub fn finish_unprocessed(store: &mut Store, desk: &Desk, now: DateTime<Utc>) -> anyhow::Result<usize> {
+    let rows = store.unprocessed_messages()?;
+    for (_, raw) in &rows {
+        process(store, desk, raw, &Arrival::default(), now)?;
+    }
+    Ok(rows.len())
+}
+
+fn advance_checkpoint(tx: &Transaction, source: &Source, now: DateTime<Utc>) -> anyhow::Result<()> {
+    if let (Some(v), Some(uid)) = (source.uidvalidity, source.uid) {
+        // Only forward: re-processing an older UID never moves it back.
+        let current: Option<(u32, u32)> = tx
+            .query_row(
+                "SELECT uidvalidity, last_uid FROM imap_checkpoints WHERE folder = ?1",
+                [source.folder],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .ok();
+        let forward = match current {
+            Some((cv, last)) => cv != v || uid > last,
+            None => true,
+        };
+        if forward {
+            db::set_checkpoint(tx, source.folder, v, uid, now)?;
+        }
+    }
+    Ok(())
+}
+
+fn quarantine(
+    tx: &Transaction,
+    desk: &Desk,
+    row: i64,
+    message_id: &str,
+    raw: &[u8],
+    reason: &str,
+    now: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    db::quarantine(tx, row, reason, now)?;
+    db::append_event(tx, None, now, "redress", "quarantined", &json!({"message_id": message_id, "reason": reason}))?;
+    // A crude look at the headers for the notice (the parser failed).
+    let head = String::from_utf8_lossy(&raw[..raw.len().min(8192)]).into_owned();
+    let header = |name: &str| {
+        head.lines()
+            .find(|l| l.len() > name.len() && l[..name.len()].eq_ignore_ascii_case(name))
+            .map(|l| l[name.len()..].trim().chars().take(200).collect::<String>())
+            .unwrap_or_default()
+    };
+    let qc = &desk.config.staff.quality_coordinator;
+    letters::queue(
+        tx,
+        desk,
+        LetterSpec {
+            template: "quarantine",
+            case_id: None,
+            reference: "",
+            to_name: &qc.name,
+            to_address: &qc.address,
+            auto_reply: false,
+            auto_submitted: AutoSubmitted::Generated,
+            in_reply_to: None,
+            references: &[],
+            // Keyed by the stored row: QC hears about each mail once.
+            message_id: Some(format!("quarantine.{row}@{}", desk.config.message_id_domain())),
+            data: json!({
+                "recipient_name": qc.name,
+                "received_date": long_date(desk.calendar.local_date(now)),
+                "message_id": message_id,
+                "complainant_email": header("from:"),
+                "subject": header("subject:"),
+                "reason": reason,
+            }),
+        },
+        now,
+    )?;
+    Ok(())
+}
+
+/// The thread facts of a mail from the store.
+fn thread_facts(tx: &Transaction, desk: &Desk, m: &Inbound) -> anyhow::Result<ThreadFacts> {
+    let cfg = &desk.config;
+    let mut facts = ThreadFacts::default();
+    let senders = [m.from_address(), m.reply_address()];
+    for reference in threading::case_tokens(m, &cfg.organisation.reference_prefix, &cfg.mailbox.address) {
+        if let Some(case_id) = db::case_id(tx, reference.as_str())? {
+            let mut participant = false;
+            for s in senders.iter().filter(|s| !s.is_empty()) {
+                participant |= db::is_participant(tx, case_id, s)?;
+            }
+            facts.token_case = Some(TokenCase {
+                case_id,
+                reference,
+                sender_is_participant: participant,
+            });
+            break;
+        }
+    }
+    facts.referenced_case = db::case_by_message_ids(tx, &m.referenced_ids())?;
+    Ok(facts)
+}
+
+fn decide_and_commit(
+    tx: &Transaction,
+    desk: &Desk,
+    row: i64,
+    m: &Inbound,
+    received: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Processed> {
+    let cfg = &desk.config;
+    let class = classify(m, &desk.own);
+    let facts = thread_facts(tx, desk, m)?;
+    let thread = threading::decide(&facts);
+    let reply_to = m.reply_address().to_ascii_lowercase();
+    let sender = SenderFacts {
+        auto_replies_last_day: db::auto_replies_since(tx, &reply_to, now - Duration::hours(24))?,
+        cap_notice_sent: db::event_since(tx, "reply-cap-reached", &reply_to, now - Duration::hours(24))?,
+    };
+    let decision = intake::decide(&class, &thread, sender, cfg.intake.max_auto_replies_per_day);
+    let (case_id, outcome) = match decision {
+        IntakeDecision::OpenCase {
+            acknowledge,
+            tell_qc_cap,
+        } => {
+            let noted = match &thread {
+                ThreadDecision::NewCase { noted_reference } => noted_reference.clone(),
+                ThreadDecision::Attach { .. } => None,
+            };
+            let (id, reference) = open_case(tx, desk, row, m, received, now, acknowledge, tell_qc_cap, noted)?;
+            (
+                Some(id),
+                Processed::Opened {
+                    reference: reference.to_string(),
+                    acknowledged: acknowledge,
+                },
+            )
+        }
+        IntakeDecision::AddToCase { case_id, robot } => {
+            let reference: String = tx.query_row("SELECT reference FROM cases WHERE id = ?1", [case_id], |r| r.get(0))?;
+            let kind = if robot {
+                "robot-message"
+            } else if desk.is_staff(m.from_address()) {
+                "staff-message"
+            } else {
+                "message-received"
+            };
+            if !robot && !m.from_address().is_empty() && !desk.is_staff(m.from_address()) {
+                let name = m.from.as_ref().map(|f| f.name.as_str()).unwrap_or("");
+                db::add_participant(tx, case_id, m.from_address(), name, "correspondent")?;
+            }
+            db::append_event(
+                tx,
+                Some(case_id),
+                now,
+                m.from_address(),
+                kind,
+                &json!({"message_id": m.message_id, "subject": m.subject, "classification": class.as_str(), "reason": class.reason()}),
+            )?;
+            let outcome = if robot {
+                Processed::Robot {
+                    classification: class.as_str().to_string(),
+                    reference: Some(reference.clone()),
+                }
+            } else {
+                Processed::Joined { reference }
+            };
+            (Some(case_id), outcome)
+        }
+        IntakeDecision::RecordOnly => {
+            db::append_event(
+                tx,
+                None,
+                now,
+                m.from_address(),
+                "robot-message",
+                &json!({"message_id": m.message_id, "subject": m.subject, "classification": class.as_str(), "reason": class.reason()}),
+            )?;
+            (
+                None,
+                Processed::Robot {
+                    classification: class.as_str().to_string(),
+                    reference: None,
+                },
+            )
+        }
+    };
+    record_message(tx, desk, row, m, case_id, class, now)?;
+    Ok(outcome)
+}
+
+fn record_message(
+    tx: &Transaction,
+    desk: &Desk,
+    row: i64,
+    m: &Inbound,
+    case_id: Option<i64>,
+    class: Classification,
+    now: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    let join = |v: &[crate::core::message::Mailbox]| v.iter().map(|x| x.address.as_str()).collect::<Vec<_>>().join(", ");
+    let (to, cc) = (join(&m.to), join(&m.cc));
+    let refs = m.references.join(" ");
+    let in_reply_to = m.in_reply_to.join(" ");
+    let body = crate::core::text::strip_quoted(&m.body_text);
+    db::message_processed(
+        tx,
+        row,
+        &MessageFacts {
+            case_id,
+            in_reply_to: &in_reply_to,
+            refs: &refs,
+            from_address: m.from_address(),
+            from_name: m.from.as_ref().map(|f| f.name.as_str()).unwrap_or(""),
+            reply_to: m.reply_to.as_ref().map(|r| r.address.as_str()).unwrap_or(""),
+            to_addresses: &to,
+            cc_addresses: &cc,
+            subject: &m.subject,
+            sent_date: m.date.as_deref(),
+            body_text: &body,
+            classification: class.as_str(),
+        },
+        now,
+    )?;
+    for a in &m.attachments {
+        let oversize = a.size > desk.config.intake.attachment_size_cap;
+        db::add_attachment(tx, row, &a.filename, &a.content_type, a.size, oversize)?;
+        if oversize {
+            if let Some(case_id) = case_id {
+                db::append_event(
+                    tx,
+                    Some(case_id),
+                    now,
+                    "redress",
+                    "attachment-oversize",
+                    &json!({"filename": a.filename, "size": a.size, "cap": desk.config.intake.attachment_size_cap}),
+                )?;
+            }
+        }
+    }
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn open_case(
+    tx: &Transaction,
+    desk: &Desk,
+    row: i64,
+    m: &Inbound,
+    received: DateTime<Utc>,
+    now: DateTime<Utc>,
+    acknowledge: bool,
+    tell_qc_cap: bool,
+    noted_reference: Option<CaseRef>,
+) -> anyhow::Result<(i64, CaseRef)> {
+    let cfg = &desk.config;
+    let department = intake::route(m, &desk.routing, cfg.default_department()).to_string();
+    let stage = desk
+        .procedure
+        .first_stage()
+        .ok_or_else(|| anyhow::anyhow!("the procedure has no stage"))?
+        .name
+        .clone();
+    let name = m.from.as_ref().map(|f| f.name.trim()).unwrap_or("");
+    let phone = crate::core::text::signature_phone(&m.body_text).unwrap_or_default();
+    let reply_address = m.reply_address().to_ascii_lowercase();
+    let (case_id, reference) = db::insert_case(
+        tx,
+        &NewCase {
+            prefix: &cfg.organisation.reference_prefix,
+            stage: &stage.0,
+            complainant_name: name,
+            complainant_email: m.from_address(),
+            complainant_phone: &phone,
+            reply_address: &reply_address,
+            subject: m.subject.trim(),
+            department: &department,
+            received_at: received,
+            target_date: None,
+        },
+        now,
+    )?;
+    if reply_address != m.from_address() && !reply_address.is_empty() {
+        db::add_participant(tx, case_id, &reply_address, name, "complainant")?;
+    }
+    let ctx = Context {
+        procedure: &desk.procedure,
+        calendar: &desk.calendar,
+    };
+    let mut transition = case::open(reference.clone(), received, &ctx)?;
+    db::append_event(
+        tx,
+        Some(case_id),
+        now,
+        m.from_address(),
+        "opened",
+        &json!({
+            "message_id": m.message_id,
+            "stage": stage.0,
+            "department": department,
+            "target_date": transition.case.target_date.map(|d| d.to_string()),
+            "noted_reference": noted_reference.as_ref().map(|r| r.to_string()),
+        }),
+    )?;
+    if !acknowledge {
+        db::append_event(tx, Some(case_id), now, "redress", "acknowledgement-held", &json!({"reason": "daily reply cap reached", "address": reply_address}))?;
+    }
+    if tell_qc_cap {
+        db::append_event(tx, None, now, &reply_address, "reply-cap-reached", &json!({"case": reference.as_str()}))?;
+    }
+    let target = transition.case.target_date;
+    let target_text = target.map(long_date).unwrap_or_default();
+    let received_text = long_date(desk.calendar.local_date(received));
+    let greeting = if name.is_empty() { reply_address.as_str() } else { name };
+    let parent = m.message_id.as_str();
+    let refs: Vec<String> = m.references.clone();
+    let mut acknowledged = false;
+    for effect in transition.effects.clone() {
+        match effect {
+            Effect::SendLetter(Letter::Acknowledgement) if acknowledge => {
+                letters::queue(
+                    tx,
+                    desk,
+                    LetterSpec {
+                        template: "acknowledgement",
+                        case_id: Some(case_id),
+                        reference: reference.as_str(),
+                        to_name: name,
+                        to_address: &reply_address,
+                        auto_reply: true,
+                        auto_submitted: AutoSubmitted::Replied,
+                        in_reply_to: Some(parent),
+                        references: &refs,
+                        message_id: None,
+                        data: json!({
+                            "complainant_name": greeting,
+                            "received_date": received_text,
+                            "target_date": target_text,
+                            "next_steps": cfg.next_steps(&stage.0),
+                            "stage": stage.0,
+                            "subject": m.subject,
+                        }),
+                    },
+                    now,
+                )?;
+                acknowledged = true;
+            }
+            Effect::SendLetter(_) => {}
+            Effect::NotifyStaff { rung: 0 } if acknowledge || tell_qc_cap => {
+                let qc = &cfg.staff.quality_coordinator;
+                let mut recipients = vec![(qc.name.as_str(), qc.address.as_str())];
+                let dept = cfg.department(&department);
+                if let Some(d) = dept {
+                    if !d.head.address.eq_ignore_ascii_case(&qc.address) {
+                        recipients.push((d.head.name.as_str(), d.head.address.as_str()));
+                    }
+                }
+                for (staff_name, staff_address) in recipients {
+                    letters::queue(
+                        tx,
+                        desk,
+                        LetterSpec {
+                            template: "new-case",
+                            case_id: Some(case_id),
+                            reference: reference.as_str(),
+                            to_name: staff_name,
+                            to_address: staff_address,
+                            auto_reply: false,
+                            auto_submitted: AutoSubmitted::Generated,
+                            in_reply_to: None,
+                            references: &[],
+                            message_id: None,
+                            data: json!({
+                                "recipient_name": staff_name,
+                                "complainant_name": name,
+                                "complainant_email": m.from_address(),
+                                "complainant_phone": phone,
+                                "received_date": received_text,
+                                "target_date": target_text,
+                                "stage": stage.0,
+                                "department": dept.map(|d| d.name.as_str()).unwrap_or(department.as_str()),
+                                "subject": m.subject,
+                                "body": crate::core::text::strip_quoted(&m.body_text),
+                                "noted_reference": noted_reference.as_ref().map(|r| r.to_string()).unwrap_or_default(),
+                                "acknowledgement_held": !acknowledge,
+                            }),
+                        },
+                        now,
+                    )?;
+                }
+            }
+            Effect::NotifyStaff { .. } => {}
+            Effect::SetDeadline { kind, due } => db::set_deadline(tx, case_id, &kind.as_key(), due, now)?,
+            Effect::CancelDeadlines(kinds) => {
+                for k in kinds {
+                    db::cancel_deadline(tx, case_id, &k.as_key(), now)?;
+                }
+            }
+        }
+    }
+    if acknowledged {
+        let ack = case::apply(&transition.case, &Event::Acknowledged, now, &ctx)?;
+        for effect in &ack.effects {
+            if let Effect::CancelDeadlines(kinds) = effect {
+                for k in kinds {
+                    db::cancel_deadline(tx, case_id, &k.as_key(), now)?;
+                }
+            }
+        }
+        transition.case = ack.case;
+    }
+    db::update_case_state(tx, case_id, &transition.case, now)?;
+    let _ = row;
+    Ok((case_id, reference))
+}

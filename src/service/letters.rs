@@ -1,0 +1,101 @@
+//! Letters into the outbox: render the template, fix the Message-ID (with
+//! the token binding case and recipient), build the bytes, queue the row,
+//! all inside the caller's transaction. Mail leaves only through the outbox.
+
+use super::Desk;
+use crate::adapters::db::{self, NewOutbox};
+use crate::adapters::outgoing::{self, AutoSubmitted, Outgoing};
+use crate::core::token;
+use chrono::{DateTime, NaiveDate, Utc};
+use rusqlite::Transaction;
+use serde_json::Value;
+
+/// One letter to queue.
+pub struct LetterSpec<'a> {
+    /// The template name, also the outbox row's kind.
+    pub template: &'a str,
+    pub case_id: Option<i64>,
+    /// The case reference ("" for mail about no case).
+    pub reference: &'a str,
+    pub to_name: &'a str,
+    pub to_address: &'a str,
+    /// An automatic reply to a complainant (counts towards the cap).
+    pub auto_reply: bool,
+    pub auto_submitted: AutoSubmitted,
+    /// The mail this answers, and its references.
+    pub in_reply_to: Option<&'a str>,
+    pub references: &'a [String],
+    /// A fixed Message-ID (notices that must go once); else one is made.
+    pub message_id: Option<String>,
+    pub data: Value,
+}
+
+/// Dates as letters show them: "Friday 18 December 2026".
+pub fn long_date(date: NaiveDate) -> String {
+    date.format("%A %-d %B %Y").to_string()
+}
+
+/// Queues the letter; returns its Message-ID, or None when a notice with
+/// the same fixed Message-ID was already queued.
+pub fn queue(tx: &Transaction, desk: &Desk, spec: LetterSpec, now: DateTime<Utc>) -> anyhow::Result<Option<String>> {
+    let cfg = &desk.config;
+    let id = db::next_outbox_id(tx)?;
+    let domain = cfg.message_id_domain();
+    let message_id = spec.message_id.clone().unwrap_or_else(|| {
+        let t = token::token(&desk.secret, spec.reference, spec.to_address);
+        let reference = if spec.reference.is_empty() { "desk" } else { spec.reference };
+        token::message_id(id, reference, &t, domain)
+    });
+    let mut data = spec.data;
+    if let Value::Object(map) = &mut data {
+        map.entry("organisation")
+            .or_insert_with(|| Value::String(cfg.organisation.name.clone()));
+        map.entry("mailbox")
+            .or_insert_with(|| Value::String(cfg.mailbox.address.clone()));
+        map.entry("reference")
+            .or_insert_with(|| Value::String(spec.reference.to_string()));
+    }
+    let letter = desk.templates.render(spec.template, &data)?;
+    let raw = outgoing::build(&Outgoing {
+        from_name: &cfg.organisation.name,
+        from_address: cfg.from_address(),
+        to_name: spec.to_name,
+        to_address: spec.to_address,
+        reply_to: Some(&cfg.mailbox.address),
+        subject: &letter.subject,
+        text: &letter.text,
+        html: &letter.html,
+        message_id: &message_id,
+        in_reply_to: spec.in_reply_to,
+        references: spec.references,
+        auto_submitted: spec.auto_submitted,
+        date: now,
+    })?;
+    let queued = db::queue_outbox(
+        tx,
+        &NewOutbox {
+            id,
+            case_id: spec.case_id,
+            kind: spec.template,
+            message_id: &message_id,
+            recipient: spec.to_address,
+            auto_reply: spec.auto_reply,
+            subject: &letter.subject,
+            raw: &raw,
+        },
+        now,
+    )?;
+    if queued {
+        if let Some(case_id) = spec.case_id {
+            db::append_event(
+                tx,
+                Some(case_id),
+                now,
+                "redress",
+                "letter-queued",
+                &serde_json::json!({"kind": spec.template, "to": spec.to_address, "message_id": message_id}),
+            )?;
+        }
+    }
+    Ok(queued.then_some(message_id))
+}

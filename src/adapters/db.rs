@@ -453,7 +453,7 @@ pub fn secret(tx: &Transaction, name: &str, fresh: impl FnOnce() -> anyhow::Resu
         .query_row("SELECT value FROM settings WHERE name = ?1", params![name], |r| r.get(0))
         .optional()?;
     if let Some(hex_value) = existing {
-        return Ok(hex::decode(hex_value).context("the stored secret is not hex")?);
+        return hex::decode(hex_value).context("the stored secret is not hex");
     }
     let value = fresh()?;
     tx.execute(

@@ -1,14 +1,22 @@
-//! The daemon: opens the store, then runs until SIGTERM or SIGINT.
+//! The daemon: the long-running loops and how they stop.
 //!
-//! One way to stop: both signals cancel one `CancellationToken`, and every
-//! loop stops at a safe point. In this version the daemon opens and migrates
-//! the store and idles; intake, the outbox sender and the timers are added
-//! as loops under the same token.
+//! One way to stop: SIGTERM and SIGINT cancel one `CancellationToken`; every
+//! loop stops at a safe point (a mail is either committed or left for the
+//! next start); the daemon waits for them with a bound, then aborts.
+
+pub mod intake;
+pub mod outbox;
 
 use crate::adapters::db::Store;
 use crate::config::Config;
+use crate::service::Desk;
 use anyhow::Context as _;
+use std::sync::Arc;
+use std::time::Duration;
 use tokio_util::sync::CancellationToken;
+
+/// How long the loops get to reach a safe point after a stop signal.
+const STOP_GRACE: Duration = Duration::from_secs(20);
 
 /// Cancels `token` on SIGTERM or SIGINT.
 pub fn cancel_on_signals(token: CancellationToken) -> anyhow::Result<()> {
@@ -27,22 +35,33 @@ pub fn cancel_on_signals(token: CancellationToken) -> anyhow::Result<()> {
 
 /// Runs the daemon until `token` is cancelled.
 pub async fn run(config: Config, token: CancellationToken) -> anyhow::Result<()> {
-    let calendar = config.calendar(None)?;
-    crate::adapters::render::Templates::load(config.templates.dir.as_deref())?;
-    let store = Store::open(&config.store.path)?;
-    let open_cases = store
-        .list_cases(Some(crate::core::case::Status::Open))?
-        .len();
+    let path = config.store.path.clone();
+    let mut store = Store::open(&path)?;
+    let desk = Arc::new(Desk::new(config, &mut store)?);
+    let finished = crate::service::intake::finish_unprocessed(&mut store, &desk, crate::clock::now())?;
+    if finished > 0 {
+        tracing::info!(count = finished, "finished mail stored by the last run");
+    }
+    let open_cases = store.list_cases(Some(crate::core::case::Status::Open))?.len();
     tracing::info!(
-        store = %config.store.path.display(),
+        store = %path.display(),
         schema = store.version()?,
-        nation = %calendar.spec().nation,
-        mailbox = %config.mailbox.address,
+        nation = %desk.calendar.spec().nation,
+        mailbox = %desk.config.mailbox.address,
         open_cases,
         "redress started"
     );
-    tracing::warn!("this version opens the store and waits; mail intake is not built yet");
+    let shared = Arc::new(intake::IntakeShared::default());
+    let intake_task = tokio::spawn(intake::run(desk.clone(), store, shared.clone(), token.clone()));
+    let outbox_task = tokio::spawn(outbox::run(desk.clone(), Store::open(&path)?, shared.clone(), token.clone()));
     token.cancelled().await;
+    for (name, task) in [("intake", intake_task), ("outbox", outbox_task)] {
+        let abort = task.abort_handle();
+        if tokio::time::timeout(STOP_GRACE, task).await.is_err() {
+            tracing::warn!(task = name, "did not stop in time; aborted");
+            abort.abort();
+        }
+    }
     tracing::info!("redress stopped");
     Ok(())
 }

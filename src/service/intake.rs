@@ -227,7 +227,7 @@ fn decide_and_commit(
                 ThreadDecision::NewCase { noted_reference } => noted_reference.clone(),
                 ThreadDecision::Attach { .. } => None,
             };
-            let (id, reference) = open_case(tx, desk, row, m, received, now, acknowledge, tell_qc_cap, noted)?;
+            let (id, reference) = open_case(tx, desk, m, received, now, acknowledge, tell_qc_cap, noted)?;
             (
                 Some(id),
                 Processed::Opened {
@@ -345,7 +345,6 @@ fn record_message(
 fn open_case(
     tx: &Transaction,
     desk: &Desk,
-    row: i64,
     m: &Inbound,
     received: DateTime<Utc>,
     now: DateTime<Utc>,
@@ -510,6 +509,5 @@ fn open_case(
         transition.case = ack.case;
     }
     db::update_case_state(tx, case_id, &transition.case, now)?;
-    let _ = row;
     Ok((case_id, reference))
 }

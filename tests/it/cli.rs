@@ -548,6 +548,13 @@ fn run_opens_the_store_and_stops_on_sigterm_without_leaking_secrets() {
         .args(["run", "--config", cfg.to_str().expect("path")])
         .env("REDRESS_STORE_PATH", &store)
         .env("REDRESS_IMAP_PASSWORD", secret)
+        // Nothing listens on port 1: the daemon retries, and stays on loopback.
+        .env("REDRESS_IMAP_HOST", "127.0.0.1")
+        .env("REDRESS_IMAP_PORT", "1")
+        .env("REDRESS_IMAP_TLS", "none")
+        .env("REDRESS_SMTP_HOST", "127.0.0.1")
+        .env("REDRESS_SMTP_PORT", "1")
+        .env("REDRESS_SMTP_TLS", "none")
         .env("RUST_LOG", "trace")
         .stderr(std::process::Stdio::piped())
         .spawn()

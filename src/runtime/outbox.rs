@@ -1,0 +1,189 @@
+//! The outbox sender: the only way mail leaves redress.
+//!
+//! A loop is wait + tick: it waits for the earliest due row, a wake-up from
+//! intake, or a cap (the CLI can queue from another process), then calls
+//! [`tick`], which tests call directly. Each attempt is counted before it is
+//! made; a row is marked sent only after the server's 250, so a crash never
+//! loses a letter (at worst a letter interrupted exactly between the 250 and
+//! the commit goes twice, a window of microseconds).
+//!
+//! Transient failures (4xx, connection trouble) retry with back-off; a row
+//! still failing after [`GIVE_UP_AFTER`] and permanent failures (5xx) are
+//! marked failed and the Quality Coordinator is told once.
+
+use crate::adapters::db::{PendingOutbox, Store};
+use crate::adapters::outgoing::AutoSubmitted;
+use crate::adapters::smtp::{self, SendOutcome, Transport};
+use crate::service::letters::{self, LetterSpec};
+use crate::service::Desk;
+use chrono::{DateTime, Utc};
+use serde_json::json;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// The longest the loop sleeps without looking at the store.
+const WAKE_CAP: Duration = Duration::from_secs(60);
+/// Rows handled per tick.
+const BATCH: u32 = 100;
+/// A row that has not gone after this long is given up.
+pub const GIVE_UP_AFTER: chrono::Duration = chrono::Duration::hours(48);
+
+/// What one tick did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct TickReport {
+    pub sent: usize,
+    pub retried: usize,
+    pub failed: usize,
+    /// The server could not be reached: the loop should pause.
+    pub unreachable: Option<String>,
+}
+
+/// The retry delay after `attempts` failed attempts: 30 s doubling, at most
+/// an hour.
+fn retry_delay(attempts: u32) -> chrono::Duration {
+    chrono::Duration::seconds((30i64 << attempts.min(7)).min(3600))
+}
+
+/// Sends every row due at `now`.
+pub async fn tick(store: &mut Store, desk: &Desk, transport: &Transport, now: DateTime<Utc>) -> anyhow::Result<TickReport> {
+    let mut report = TickReport::default();
+    for row in store.due_outbox(now, BATCH)? {
+        store.outbox_attempt(row.id)?;
+        let outcome = smtp::send_raw(transport, desk.config.from_address(), &[&row.recipient], &row.raw).await;
+        match outcome {
+            SendOutcome::Sent => {
+                store.outbox_sent(&row, now)?;
+                report.sent += 1;
+                tracing::info!(kind = %row.kind, to = %row.recipient, message_id = %row.message_id, "sent");
+            }
+            SendOutcome::Retry(error) => {
+                let created: DateTime<Utc> = row.created_at.parse().unwrap_or(now);
+                if now - created > GIVE_UP_AFTER {
+                    fail(store, desk, &row, &error, now)?;
+                    report.failed += 1;
+                } else {
+                    store.outbox_retry(row.id, now + retry_delay(row.attempts), &error)?;
+                    report.retried += 1;
+                    // One unreachable server fails every row the same way:
+                    // stop here and let the loop pause.
+                    report.unreachable = Some(error);
+                    break;
+                }
+            }
+            SendOutcome::Failed(error) => {
+                fail(store, desk, &row, &error, now)?;
+                report.failed += 1;
+            }
+        }
+    }
+    Ok(report)
+}
+
+fn fail(store: &mut Store, desk: &Desk, row: &PendingOutbox, error: &str, now: DateTime<Utc>) -> anyhow::Result<()> {
+    tracing::warn!(kind = %row.kind, to = %row.recipient, error, "giving up on a letter");
+    store.outbox_failed(row.id, now, error)?;
+    // Notices to QC that fail are only logged: telling QC about failing to
+    // tell QC would loop.
+    if matches!(row.kind.as_str(), "send-failed" | "quarantine") {
+        return Ok(());
+    }
+    let qc = &desk.config.staff.quality_coordinator;
+    let reference: String = match row.case_id {
+        Some(id) => store
+            .conn()
+            .query_row("SELECT reference FROM cases WHERE id = ?1", [id], |r| r.get(0))?,
+        None => String::new(),
+    };
+    let tx = store.transaction()?;
+    letters::queue(
+        &tx,
+        desk,
+        LetterSpec {
+            template: "send-failed",
+            case_id: row.case_id,
+            reference: &reference,
+            to_name: &qc.name,
+            to_address: &qc.address,
+            auto_reply: false,
+            auto_submitted: AutoSubmitted::Generated,
+            in_reply_to: None,
+            references: &[],
+            message_id: Some(format!("send-failed.{}@{}", row.id, desk.config.message_id_domain())),
+            data: json!({
+                "recipient_name": qc.name,
+                "kind": row.kind,
+                "complainant_email": row.recipient,
+                "reason": error,
+            }),
+        },
+        now,
+    )?;
+    tx.commit()?;
+    Ok(())
+}
+
+/// Runs until `token` is cancelled.
+pub async fn run(desk: Arc<Desk>, mut store: Store, wake: Arc<super::intake::IntakeShared>, token: CancellationToken) {
+    let transport = match smtp::transport(&desk.config.smtp, desk.config.smtp_port()) {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::error!("SMTP: {e:#}; the outbox cannot send");
+            token.cancelled().await;
+            return;
+        }
+    };
+    let mut pauses = 0u32;
+    let mut reachable: Option<bool> = None;
+    loop {
+        let now = crate::clock::now();
+        let mut pause = None;
+        match tick(&mut store, &desk, &transport, now).await {
+            Ok(report) => match report.unreachable {
+                Some(error) => {
+                    if reachable != Some(false) {
+                        tracing::warn!("SMTP {}:{}: {error}; letters wait in the outbox", desk.config.smtp.host, desk.config.smtp_port());
+                        reachable = Some(false);
+                    }
+                    pause = Some(super::intake::backoff(pauses).min(WAKE_CAP));
+                    pauses = pauses.saturating_add(1);
+                }
+                None => {
+                    if report.sent > 0 && reachable != Some(true) {
+                        if reachable == Some(false) {
+                            tracing::info!("SMTP reachable again; sending the outbox");
+                        }
+                        reachable = Some(true);
+                    }
+                    pauses = 0;
+                }
+            },
+            Err(e) => {
+                tracing::error!("outbox: {e:#}");
+                pause = Some(super::intake::backoff(pauses).min(WAKE_CAP));
+                pauses = pauses.saturating_add(1);
+            }
+        }
+        let wait = match pause {
+            Some(p) => p,
+            None => match store.next_outbox_due() {
+                Ok(Some(next)) => (next - crate::clock::now()).to_std().unwrap_or(Duration::ZERO).min(WAKE_CAP),
+                _ => WAKE_CAP,
+            },
+        };
+        if pause.is_some() {
+            // While the server is unreachable, new rows wait for the pause.
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = token.cancelled() => break,
+            }
+        } else {
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = wake.outbox.notified() => {}
+                _ = token.cancelled() => break,
+            }
+        }
+    }
+    tracing::info!("outbox stopped");
+}

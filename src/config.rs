@@ -875,11 +875,17 @@ impl Config {
             }
         }
         if !matches!(self.intake.mark.as_str(), "keyword" | "move") {
-            p.push(format!("key `intake.mark`: {:?} must be \"keyword\" or \"move\"", self.intake.mark));
+            p.push(format!(
+                "key `intake.mark`: {:?} must be \"keyword\" or \"move\"",
+                self.intake.mark
+            ));
         }
         for (i, r) in self.routing.iter().enumerate() {
             if !departments.contains(r.department.as_str()) {
-                p.push(format!("key `routing[{i}].department`: no department has id {:?}", r.department));
+                p.push(format!(
+                    "key `routing[{i}].department`: no department has id {:?}",
+                    r.department
+                ));
             }
             if !matches!(r.field.as_str(), "subject" | "body" | "recipient" | "any") {
                 p.push(format!(
@@ -888,7 +894,9 @@ impl Config {
                 ));
             }
             if let Err(e) = regex::Regex::new(&r.pattern) {
-                p.push(format!("key `routing[{i}].pattern`: not a regular expression: {e}"));
+                p.push(format!(
+                    "key `routing[{i}].pattern`: not a regular expression: {e}"
+                ));
             }
         }
         let staff_addresses: Vec<&str> =

@@ -246,7 +246,12 @@ pub struct MessageFacts<'a> {
 }
 
 /// Records intake's decision on a stored message.
-pub fn message_processed(tx: &Transaction, id: i64, f: &MessageFacts, now: DateTime<Utc>) -> anyhow::Result<()> {
+pub fn message_processed(
+    tx: &Transaction,
+    id: i64,
+    f: &MessageFacts,
+    now: DateTime<Utc>,
+) -> anyhow::Result<()> {
     tx.execute(
         "UPDATE messages SET case_id = ?2, in_reply_to = ?3, refs = ?4, from_address = ?5, from_name = ?6,
                 reply_to = ?7, to_addresses = ?8, cc_addresses = ?9, subject = ?10, sent_date = ?11,
@@ -273,7 +278,14 @@ pub fn message_processed(tx: &Transaction, id: i64, f: &MessageFacts, now: DateT
 }
 
 /// Records an attachment's facts.
-pub fn add_attachment(tx: &Transaction, message: i64, filename: &str, content_type: &str, size: u64, oversize: bool) -> anyhow::Result<()> {
+pub fn add_attachment(
+    tx: &Transaction,
+    message: i64,
+    filename: &str,
+    content_type: &str,
+    size: u64,
+    oversize: bool,
+) -> anyhow::Result<()> {
     tx.execute(
         "INSERT INTO attachments (message_id, filename, content_type, size, oversize) VALUES (?1, ?2, ?3, ?4, ?5)",
         params![message, filename, content_type, size as i64, oversize],
@@ -282,7 +294,12 @@ pub fn add_attachment(tx: &Transaction, message: i64, filename: &str, content_ty
 }
 
 /// Quarantines a stored message: kept, with the reason, on no case.
-pub fn quarantine(tx: &Transaction, id: i64, reason: &str, now: DateTime<Utc>) -> anyhow::Result<()> {
+pub fn quarantine(
+    tx: &Transaction,
+    id: i64,
+    reason: &str,
+    now: DateTime<Utc>,
+) -> anyhow::Result<()> {
     tx.execute(
         "UPDATE messages SET quarantine_reason = ?2, classification = 'quarantined', processed_at = ?3 WHERE id = ?1",
         params![id, reason, ts(now)],
@@ -293,7 +310,11 @@ pub fn quarantine(tx: &Transaction, id: i64, reason: &str, now: DateTime<Utc>) -
 /// A case's id by reference.
 pub fn case_id(tx: &Connection, reference: &str) -> anyhow::Result<Option<i64>> {
     Ok(tx
-        .query_row("SELECT id FROM cases WHERE reference = ?1", params![reference], |r| r.get(0))
+        .query_row(
+            "SELECT id FROM cases WHERE reference = ?1",
+            params![reference],
+            |r| r.get(0),
+        )
         .optional()?)
 }
 
@@ -310,7 +331,13 @@ pub fn is_participant(tx: &Connection, case_id: i64, address: &str) -> anyhow::R
 }
 
 /// Adds a participant (no-op when already there).
-pub fn add_participant(tx: &Transaction, case_id: i64, address: &str, name: &str, role: &str) -> anyhow::Result<()> {
+pub fn add_participant(
+    tx: &Transaction,
+    case_id: i64,
+    address: &str,
+    name: &str,
+    role: &str,
+) -> anyhow::Result<()> {
     tx.execute(
         "INSERT OR IGNORE INTO participants (case_id, address, name, role) VALUES (?1, ?2, ?3, ?4)",
         params![case_id, address.to_ascii_lowercase(), name, role],
@@ -339,7 +366,11 @@ pub fn case_by_message_ids(tx: &Connection, ids: &[&str]) -> anyhow::Result<Opti
 }
 
 /// Automatic replies queued to `address` since `since`.
-pub fn auto_replies_since(tx: &Connection, address: &str, since: DateTime<Utc>) -> anyhow::Result<u32> {
+pub fn auto_replies_since(
+    tx: &Connection,
+    address: &str,
+    since: DateTime<Utc>,
+) -> anyhow::Result<u32> {
     Ok(tx.query_row(
         "SELECT COUNT(*) FROM outbox WHERE recipient = ?1 AND auto_reply = 1 AND created_at > ?2",
         params![address.to_ascii_lowercase(), ts(since)],
@@ -348,7 +379,12 @@ pub fn auto_replies_since(tx: &Connection, address: &str, since: DateTime<Utc>) 
 }
 
 /// Whether an event of `kind` by `actor` was logged since `since`.
-pub fn event_since(tx: &Connection, kind: &str, actor: &str, since: DateTime<Utc>) -> anyhow::Result<bool> {
+pub fn event_since(
+    tx: &Connection,
+    kind: &str,
+    actor: &str,
+    since: DateTime<Utc>,
+) -> anyhow::Result<bool> {
     Ok(tx
         .query_row(
             "SELECT 1 FROM events WHERE kind = ?1 AND actor = ?2 AND at > ?3 LIMIT 1",
@@ -362,7 +398,11 @@ pub fn event_since(tx: &Connection, kind: &str, actor: &str, since: DateTime<Utc
 /// The id the next outbox row will get (for its Message-ID; called inside
 /// the transaction that inserts it).
 pub fn next_outbox_id(tx: &Transaction) -> anyhow::Result<i64> {
-    Ok(tx.query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM outbox", [], |r| r.get(0))?)
+    Ok(
+        tx.query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM outbox", [], |r| {
+            r.get(0)
+        })?,
+    )
 }
 
 /// A message to send, fixed when queued.
@@ -400,7 +440,13 @@ pub fn queue_outbox(tx: &Transaction, m: &NewOutbox, now: DateTime<Utc>) -> anyh
 }
 
 /// Sets a case's deadline of `kind` (replacing a live one).
-pub fn set_deadline(tx: &Transaction, case_id: i64, kind: &str, due: DateTime<Utc>, now: DateTime<Utc>) -> anyhow::Result<()> {
+pub fn set_deadline(
+    tx: &Transaction,
+    case_id: i64,
+    kind: &str,
+    due: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> anyhow::Result<()> {
     tx.execute(
         "UPDATE deadlines SET cancelled_at = ?3 WHERE case_id = ?1 AND kind = ?2 AND fired_at IS NULL AND cancelled_at IS NULL",
         params![case_id, kind, ts(now)],
@@ -413,7 +459,12 @@ pub fn set_deadline(tx: &Transaction, case_id: i64, kind: &str, due: DateTime<Ut
 }
 
 /// Cancels a case's live deadline of `kind`.
-pub fn cancel_deadline(tx: &Transaction, case_id: i64, kind: &str, now: DateTime<Utc>) -> anyhow::Result<()> {
+pub fn cancel_deadline(
+    tx: &Transaction,
+    case_id: i64,
+    kind: &str,
+    now: DateTime<Utc>,
+) -> anyhow::Result<()> {
     tx.execute(
         "UPDATE deadlines SET cancelled_at = ?3 WHERE case_id = ?1 AND kind = ?2 AND fired_at IS NULL AND cancelled_at IS NULL",
         params![case_id, kind, ts(now)],
@@ -422,7 +473,12 @@ pub fn cancel_deadline(tx: &Transaction, case_id: i64, kind: &str, now: DateTime
 }
 
 /// Writes the state-machine fields of a case.
-pub fn update_case_state(tx: &Transaction, case_id: i64, c: &crate::core::case::Case, now: DateTime<Utc>) -> anyhow::Result<()> {
+pub fn update_case_state(
+    tx: &Transaction,
+    case_id: i64,
+    c: &crate::core::case::Case,
+    now: DateTime<Utc>,
+) -> anyhow::Result<()> {
     tx.execute(
         "UPDATE cases SET stage = ?2, status = ?3, stage_opened_at = ?4, acknowledged_at = ?5, target_date = ?6,
                 hold_since = ?7, hold_reason = ?8, hold_until = ?9, escalation_rung = ?10, outcome = ?11,
@@ -448,9 +504,17 @@ pub fn update_case_state(tx: &Transaction, case_id: i64, c: &crate::core::case::
 }
 
 /// Reads (creating on first use) a named random secret of 32 bytes.
-pub fn secret(tx: &Transaction, name: &str, fresh: impl FnOnce() -> anyhow::Result<Vec<u8>>) -> anyhow::Result<Vec<u8>> {
+pub fn secret(
+    tx: &Transaction,
+    name: &str,
+    fresh: impl FnOnce() -> anyhow::Result<Vec<u8>>,
+) -> anyhow::Result<Vec<u8>> {
     let existing: Option<String> = tx
-        .query_row("SELECT value FROM settings WHERE name = ?1", params![name], |r| r.get(0))
+        .query_row(
+            "SELECT value FROM settings WHERE name = ?1",
+            params![name],
+            |r| r.get(0),
+        )
         .optional()?;
     if let Some(hex_value) = existing {
         return hex::decode(hex_value).context("the stored secret is not hex");
@@ -512,8 +576,10 @@ impl Store {
     /// Counts an attempt before it is made (so a crash mid-send still
     /// counts it).
     pub fn outbox_attempt(&self, id: i64) -> anyhow::Result<()> {
-        self.conn
-            .execute("UPDATE outbox SET attempts = attempts + 1 WHERE id = ?1", params![id])?;
+        self.conn.execute(
+            "UPDATE outbox SET attempts = attempts + 1 WHERE id = ?1",
+            params![id],
+        )?;
         Ok(())
     }
 

@@ -10,17 +10,24 @@ pub enum ParseError {
 }
 
 pub fn parse(raw: &[u8]) -> Result<Inbound, ParseError> {
-    let m = mail_parser::MessageParser::default().parse(raw).ok_or(ParseError::NotMail)?;
+    let m = mail_parser::MessageParser::default()
+        .parse(raw)
+        .ok_or(ParseError::NotMail)?;
     let from = m.from().and_then(|a| a.first()).map(|a| Mailbox {
         name: a.name().unwrap_or_default().to_string(),
         address: a.address().unwrap_or_default().to_ascii_lowercase(),
     });
     let (message_id, synthetic) = match m.message_id() {
         Some(id) => (id.to_string(), false),
-        None => (synthetic_message_id(&hex::encode(sha2::Sha256::digest(raw))), true),
+        None => (
+            synthetic_message_id(&hex::encode(sha2::Sha256::digest(raw))),
+            true,
+        ),
     };
     let ids = |h: &mail_parser::HeaderValue| -> Vec<String> {
-        h.as_text_list().map(|l| l.iter().map(|s| s.to_string()).collect()).unwrap_or_default()
+        h.as_text_list()
+            .map(|l| l.iter().map(|s| s.to_string()).collect())
+            .unwrap_or_default()
     };
     Ok(Inbound {
         message_id,
@@ -44,7 +51,15 @@ pub fn parse(raw: &[u8]) -> Result<Inbound, ParseError> {
         headers: m
             .headers()
             .iter()
-            .map(|h| (h.name().to_ascii_lowercase(), m.header_raw(h.name()).unwrap_or_default().trim().to_string()))
+            .map(|h| {
+                (
+                    h.name().to_ascii_lowercase(),
+                    m.header_raw(h.name())
+                        .unwrap_or_default()
+                        .trim()
+                        .to_string(),
+                )
+            })
             .collect(),
         ..Inbound::default()
     })

@@ -45,8 +45,13 @@ pub struct Outgoing<'a> {
 }
 
 fn mailbox(name: &str, address: &str) -> anyhow::Result<Mailbox> {
-    let address = address.parse().with_context(|| format!("address {address:?}"))?;
-    Ok(Mailbox::new((!name.trim().is_empty()).then(|| name.trim().to_string()), address))
+    let address = address
+        .parse()
+        .with_context(|| format!("address {address:?}"))?;
+    Ok(Mailbox::new(
+        (!name.trim().is_empty()).then(|| name.trim().to_string()),
+        address,
+    ))
 }
 
 /// The raw RFC 5322 bytes.
@@ -81,7 +86,11 @@ pub fn build(o: &Outgoing) -> anyhow::Result<Vec<u8>> {
         }
     }
     if !refs.is_empty() {
-        let joined = refs.iter().map(|r| format!("<{r}>")).collect::<Vec<_>>().join(" ");
+        let joined = refs
+            .iter()
+            .map(|r| format!("<{r}>"))
+            .collect::<Vec<_>>()
+            .join(" ");
         b = b.references(joined);
     }
     let body = MultiPart::alternative()
@@ -90,7 +99,11 @@ pub fn build(o: &Outgoing) -> anyhow::Result<Vec<u8>> {
                 .header(ContentType::TEXT_PLAIN)
                 .body(o.text.to_string()),
         )
-        .singlepart(SinglePart::builder().header(ContentType::TEXT_HTML).body(o.html.to_string()));
+        .singlepart(
+            SinglePart::builder()
+                .header(ContentType::TEXT_HTML)
+                .body(o.html.to_string()),
+        );
     let message = b.multipart(body).context("Building the message")?;
     Ok(message.formatted())
 }

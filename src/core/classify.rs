@@ -32,7 +32,10 @@ impl Classification {
     pub fn reason(&self) -> &str {
         match self {
             Classification::Human => "",
-            Classification::Loop(r) | Classification::Bounce(r) | Classification::AutoReply(r) | Classification::List(r) => r,
+            Classification::Loop(r)
+            | Classification::Bounce(r)
+            | Classification::AutoReply(r)
+            | Classification::List(r) => r,
         }
     }
 }

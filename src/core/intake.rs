@@ -30,7 +30,10 @@ pub struct SenderFacts {
 pub enum IntakeDecision {
     /// Open a new case; `acknowledge` is false past the reply cap, when
     /// `tell_qc_cap` says whether to tell QC now.
-    OpenCase { acknowledge: bool, tell_qc_cap: bool },
+    OpenCase {
+        acknowledge: bool,
+        tell_qc_cap: bool,
+    },
     /// Add the mail to an existing case. `robot` mail is recorded only.
     AddToCase { case_id: i64, robot: bool },
     /// Keep the mail, attached to no case (a robot that refers to none).
@@ -38,7 +41,12 @@ pub enum IntakeDecision {
 }
 
 /// Decides what to do with a mail.
-pub fn decide(class: &Classification, thread: &ThreadDecision, sender: SenderFacts, cap: u32) -> IntakeDecision {
+pub fn decide(
+    class: &Classification,
+    thread: &ThreadDecision,
+    sender: SenderFacts,
+    cap: u32,
+) -> IntakeDecision {
     match (class.is_robot(), thread) {
         (robot, ThreadDecision::Attach { case_id, .. }) => IntakeDecision::AddToCase {
             case_id: *case_id,
@@ -91,7 +99,9 @@ pub fn route<'a>(m: &Inbound, rules: &'a [RoutingRule], default: &'a str) -> &'a
             RouteField::Body => r.pattern.is_match(&m.body_text),
             RouteField::Recipient => r.pattern.is_match(&recipients()),
             RouteField::Any => {
-                r.pattern.is_match(&m.subject) || r.pattern.is_match(&m.body_text) || r.pattern.is_match(&recipients())
+                r.pattern.is_match(&m.subject)
+                    || r.pattern.is_match(&m.body_text)
+                    || r.pattern.is_match(&recipients())
             }
         })
         .map(|r| r.department.as_str())
@@ -103,7 +113,9 @@ mod tests {
     use super::*;
     use crate::core::message::Mailbox;
 
-    const NEW: ThreadDecision = ThreadDecision::NewCase { noted_reference: None };
+    const NEW: ThreadDecision = ThreadDecision::NewCase {
+        noted_reference: None,
+    };
 
     #[test]
     fn humans_open_cases_and_robots_never_do() {
@@ -116,18 +128,27 @@ mod tests {
                 tell_qc_cap: false
             }
         );
-        assert_eq!(decide(&robot, &NEW, SenderFacts::default(), 3), IntakeDecision::RecordOnly);
+        assert_eq!(
+            decide(&robot, &NEW, SenderFacts::default(), 3),
+            IntakeDecision::RecordOnly
+        );
         let attach = ThreadDecision::Attach {
             case_id: 4,
             by: crate::core::threading::MatchedBy::References,
         };
         assert_eq!(
             decide(&robot, &attach, SenderFacts::default(), 3),
-            IntakeDecision::AddToCase { case_id: 4, robot: true }
+            IntakeDecision::AddToCase {
+                case_id: 4,
+                robot: true
+            }
         );
         assert_eq!(
             decide(&human, &attach, SenderFacts::default(), 3),
-            IntakeDecision::AddToCase { case_id: 4, robot: false }
+            IntakeDecision::AddToCase {
+                case_id: 4,
+                robot: false
+            }
         );
     }
 

@@ -93,12 +93,17 @@ impl Inbound {
 /// A stable Message-ID for a mail that has none: a hash of its bytes, so
 /// the same mail fetched twice dedupes to the same row.
 pub fn synthetic_message_id(sha256_hex: &str) -> String {
-    format!("{}@synthetic.redress.invalid", &sha256_hex[..sha256_hex.len().min(40)])
+    format!(
+        "{}@synthetic.redress.invalid",
+        &sha256_hex[..sha256_hex.len().min(40)]
+    )
 }
 
 /// The domain of a Message-ID (`abc@example.org` -> `example.org`).
 pub fn message_id_domain(id: &str) -> &str {
-    id.rsplit_once('@').map(|(_, d)| d.trim_end_matches('>')).unwrap_or("")
+    id.rsplit_once('@')
+        .map(|(_, d)| d.trim_end_matches('>'))
+        .unwrap_or("")
 }
 
 #[cfg(test)]

@@ -42,10 +42,15 @@ pub enum MatchedBy {
 /// The decision.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ThreadDecision {
-    Attach { case_id: i64, by: MatchedBy },
+    Attach {
+        case_id: i64,
+        by: MatchedBy,
+    },
     /// A new case; `noted_reference` is a token the sender quoted but could
     /// not attach to (recorded on the new case for staff to see).
-    NewCase { noted_reference: Option<CaseRef> },
+    NewCase {
+        noted_reference: Option<CaseRef>,
+    },
 }
 
 /// Chooses the case for a mail.
@@ -62,7 +67,9 @@ pub fn decide(facts: &ThreadFacts) -> ThreadDecision {
         (Some(t), None) => ThreadDecision::NewCase {
             noted_reference: Some(t.reference.clone()),
         },
-        (None, None) => ThreadDecision::NewCase { noted_reference: None },
+        (None, None) => ThreadDecision::NewCase {
+            noted_reference: None,
+        },
     }
 }
 
@@ -84,9 +91,13 @@ pub fn case_tokens(m: &Inbound, prefix: &str, complaints_address: &str) -> Vec<C
         }
     };
     push(&m.subject);
-    let (local, domain) = complaints_address.rsplit_once('@').unwrap_or((complaints_address, ""));
+    let (local, domain) = complaints_address
+        .rsplit_once('@')
+        .unwrap_or((complaints_address, ""));
     for rcpt in m.to.iter().chain(&m.cc) {
-        let Some((rl, rd)) = rcpt.address.rsplit_once('@') else { continue };
+        let Some((rl, rd)) = rcpt.address.rsplit_once('@') else {
+            continue;
+        };
         if !rd.eq_ignore_ascii_case(domain) {
             continue;
         }
@@ -153,7 +164,9 @@ mod tests {
         );
         assert_eq!(
             decide(&ThreadFacts::default()),
-            ThreadDecision::NewCase { noted_reference: None }
+            ThreadDecision::NewCase {
+                noted_reference: None
+            }
         );
     }
 

@@ -54,7 +54,8 @@ pub fn parse_message_id<'a>(id: &'a str, domain: &str) -> Option<(&'a str, &'a s
     let row = parts.next()?;
     let reference = parts.next()?;
     let token = parts.next()?;
-    (row.starts_with('r') && row[1..].chars().all(|c| c.is_ascii_digit())).then_some((reference, token))
+    (row.starts_with('r') && row[1..].chars().all(|c| c.is_ascii_digit()))
+        .then_some((reference, token))
 }
 
 #[cfg(test)]
@@ -77,8 +78,14 @@ mod tests {
     fn message_ids_round_trip() {
         let id = message_id(12, "OPP-2026-0001", "abc123", "opp.example");
         assert_eq!(id, "r12.OPP-2026-0001.abc123@opp.example");
-        assert_eq!(parse_message_id(&id, "opp.example"), Some(("OPP-2026-0001", "abc123")));
+        assert_eq!(
+            parse_message_id(&id, "opp.example"),
+            Some(("OPP-2026-0001", "abc123"))
+        );
         assert_eq!(parse_message_id(&id, "else.example"), None);
-        assert_eq!(parse_message_id("CAF=xyz@mail.gmail.com", "mail.gmail.com"), None);
+        assert_eq!(
+            parse_message_id("CAF=xyz@mail.gmail.com", "mail.gmail.com"),
+            None
+        );
     }
 }

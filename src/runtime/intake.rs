@@ -63,11 +63,25 @@ impl StateLog {
 }
 
 /// Runs until `token` is cancelled.
-pub async fn run(desk: Arc<Desk>, mut store: Store, shared: Arc<IntakeShared>, token: CancellationToken) {
+pub async fn run(
+    desk: Arc<Desk>,
+    mut store: Store,
+    shared: Arc<IntakeShared>,
+    token: CancellationToken,
+) {
     let mut state = StateLog(None);
     let mut failures = 0u32;
     while !token.is_cancelled() {
-        match session(&desk, &mut store, &shared, &token, &mut state, &mut failures).await {
+        match session(
+            &desk,
+            &mut store,
+            &shared,
+            &token,
+            &mut state,
+            &mut failures,
+        )
+        .await
+        {
             Ok(()) => break,
             Err(e) => {
                 state.set(format!("IMAP: {e:#}; retrying"), true);
@@ -105,7 +119,10 @@ async fn session(
     };
     let caps = session.capabilities().await.context("CAPABILITY")?;
     let idle = caps.has_str("IDLE");
-    let mailbox = session.select(folder).await.with_context(|| format!("SELECT {folder}"))?;
+    let mailbox = session
+        .select(folder)
+        .await
+        .with_context(|| format!("SELECT {folder}"))?;
     let uidvalidity = mailbox.uid_validity.unwrap_or(0);
     let keywords = mailbox
         .permanent_flags
@@ -133,7 +150,12 @@ async fn session(
     let mut last = match store.checkpoint(folder)? {
         Some((v, last)) if v == uidvalidity => last,
         Some((v, _)) => {
-            tracing::warn!(folder, old = v, new = uidvalidity, "UIDVALIDITY changed: reading the folder again (duplicates are skipped)");
+            tracing::warn!(
+                folder,
+                old = v,
+                new = uidvalidity,
+                "UIDVALIDITY changed: reading the folder again (duplicates are skipped)"
+            );
             0
         }
         None => 0,
@@ -146,13 +168,29 @@ async fn session(
             // Whatever is still in the folder up to the checkpoint was processed.
             Mark::Move(_) => format!("UID 1:{last}"),
         };
-        let stale: Vec<u32> = session.uid_search(&query).await.context("UID SEARCH")?.into_iter().collect();
+        let stale: Vec<u32> = session
+            .uid_search(&query)
+            .await
+            .context("UID SEARCH")?
+            .into_iter()
+            .collect();
         if !stale.is_empty() {
             mark.apply(&mut session, &stale).await?;
         }
     }
     loop {
-        last = drain(desk, store, shared, &mut session, folder, uidvalidity, last, &mark, token).await?;
+        last = drain(
+            desk,
+            store,
+            shared,
+            &mut session,
+            folder,
+            uidvalidity,
+            last,
+            &mark,
+            token,
+        )
+        .await?;
         if token.is_cancelled() {
             session.logout().await.ok();
             return Ok(());
@@ -207,12 +245,18 @@ impl Mark {
         match self {
             Mark::Keyword => format!("processed mail gets {DONE_KEYWORD}"),
             Mark::Move(f) => format!("processed mail moves to {f}"),
-            Mark::SeenOnly => "the server allows no keywords: processed mail is marked \\Seen".into(),
+            Mark::SeenOnly => {
+                "the server allows no keywords: processed mail is marked \\Seen".into()
+            }
         }
     }
 
     async fn apply(&self, session: &mut Session, uids: &[u32]) -> anyhow::Result<()> {
-        let set = uids.iter().map(u32::to_string).collect::<Vec<_>>().join(",");
+        let set = uids
+            .iter()
+            .map(u32::to_string)
+            .collect::<Vec<_>>()
+            .join(",");
         match self {
             Mark::Keyword => {
                 let _: Vec<_> = session
@@ -222,7 +266,11 @@ impl Mark {
                     .await?;
             }
             Mark::SeenOnly => {
-                let _: Vec<_> = session.uid_store(&set, "+FLAGS.SILENT (\\Seen)").await?.try_collect().await?;
+                let _: Vec<_> = session
+                    .uid_store(&set, "+FLAGS.SILENT (\\Seen)")
+                    .await?
+                    .try_collect()
+                    .await?;
             }
             Mark::Move(folder) => session.uid_mv(&set, folder).await?,
         }
@@ -252,7 +300,11 @@ async fn drain(
         .collect();
     uids.sort_unstable();
     for chunk in uids.chunks(FETCH_BATCH) {
-        let set = chunk.iter().map(u32::to_string).collect::<Vec<_>>().join(",");
+        let set = chunk
+            .iter()
+            .map(u32::to_string)
+            .collect::<Vec<_>>()
+            .join(",");
         let mut fetched: Vec<(u32, Vec<u8>, Option<chrono::DateTime<chrono::Utc>>)> = session
             .uid_fetch(&set, "(UID INTERNALDATE BODY.PEEK[])")
             .await
@@ -289,7 +341,9 @@ async fn drain(
             shared.outbox.notify_one();
         }
         if !done.is_empty() {
-            mark.apply(session, &done).await.context("marking processed mail")?;
+            mark.apply(session, &done)
+                .await
+                .context("marking processed mail")?;
         }
         drain_unsolicited(session);
         if token.is_cancelled() {
@@ -301,14 +355,24 @@ async fn drain(
 
 fn log_outcome(uid: u32, outcome: &Processed) {
     match outcome {
-        Processed::Opened { reference, acknowledged } => {
+        Processed::Opened {
+            reference,
+            acknowledged,
+        } => {
             tracing::info!(uid, case = %reference, acknowledged, "new case")
         }
-        Processed::Joined { reference } => tracing::info!(uid, case = %reference, "mail added to case"),
+        Processed::Joined { reference } => {
+            tracing::info!(uid, case = %reference, "mail added to case")
+        }
         Processed::Robot {
             classification,
             reference,
-        } => tracing::info!(uid, classification, case = reference.as_deref().unwrap_or("-"), "automatic mail recorded, not answered"),
+        } => tracing::info!(
+            uid,
+            classification,
+            case = reference.as_deref().unwrap_or("-"),
+            "automatic mail recorded, not answered"
+        ),
         Processed::Duplicate => tracing::debug!(uid, "already processed"),
         Processed::Quarantined { reason } => tracing::warn!(uid, reason, "mail quarantined"),
     }

@@ -38,11 +38,14 @@ pub async fn run(config: Config, token: CancellationToken) -> anyhow::Result<()>
     let path = config.store.path.clone();
     let mut store = Store::open(&path)?;
     let desk = Arc::new(Desk::new(config, &mut store)?);
-    let finished = crate::service::intake::finish_unprocessed(&mut store, &desk, crate::clock::now())?;
+    let finished =
+        crate::service::intake::finish_unprocessed(&mut store, &desk, crate::clock::now())?;
     if finished > 0 {
         tracing::info!(count = finished, "finished mail stored by the last run");
     }
-    let open_cases = store.list_cases(Some(crate::core::case::Status::Open))?.len();
+    let open_cases = store
+        .list_cases(Some(crate::core::case::Status::Open))?
+        .len();
     tracing::info!(
         store = %path.display(),
         schema = store.version()?,
@@ -52,8 +55,18 @@ pub async fn run(config: Config, token: CancellationToken) -> anyhow::Result<()>
         "redress started"
     );
     let shared = Arc::new(intake::IntakeShared::default());
-    let intake_task = tokio::spawn(intake::run(desk.clone(), store, shared.clone(), token.clone()));
-    let outbox_task = tokio::spawn(outbox::run(desk.clone(), Store::open(&path)?, shared.clone(), token.clone()));
+    let intake_task = tokio::spawn(intake::run(
+        desk.clone(),
+        store,
+        shared.clone(),
+        token.clone(),
+    ));
+    let outbox_task = tokio::spawn(outbox::run(
+        desk.clone(),
+        Store::open(&path)?,
+        shared.clone(),
+        token.clone(),
+    ));
     token.cancelled().await;
     for (name, task) in [("intake", intake_task), ("outbox", outbox_task)] {
         let abort = task.abort_handle();

@@ -46,11 +46,22 @@ fn retry_delay(attempts: u32) -> chrono::Duration {
 }
 
 /// Sends every row due at `now`.
-pub async fn tick(store: &mut Store, desk: &Desk, transport: &Transport, now: DateTime<Utc>) -> anyhow::Result<TickReport> {
+pub async fn tick(
+    store: &mut Store,
+    desk: &Desk,
+    transport: &Transport,
+    now: DateTime<Utc>,
+) -> anyhow::Result<TickReport> {
     let mut report = TickReport::default();
     for row in store.due_outbox(now, BATCH)? {
         store.outbox_attempt(row.id)?;
-        let outcome = smtp::send_raw(transport, desk.config.from_address(), &[&row.recipient], &row.raw).await;
+        let outcome = smtp::send_raw(
+            transport,
+            desk.config.from_address(),
+            &[&row.recipient],
+            &row.raw,
+        )
+        .await;
         match outcome {
             SendOutcome::Sent => {
                 store.outbox_sent(&row, now)?;
@@ -80,7 +91,13 @@ pub async fn tick(store: &mut Store, desk: &Desk, transport: &Transport, now: Da
     Ok(report)
 }
 
-fn fail(store: &mut Store, desk: &Desk, row: &PendingOutbox, error: &str, now: DateTime<Utc>) -> anyhow::Result<()> {
+fn fail(
+    store: &mut Store,
+    desk: &Desk,
+    row: &PendingOutbox,
+    error: &str,
+    now: DateTime<Utc>,
+) -> anyhow::Result<()> {
     tracing::warn!(kind = %row.kind, to = %row.recipient, error, "giving up on a letter");
     store.outbox_failed(row.id, now, error)?;
     // Notices to QC that fail are only logged: telling QC about failing to
@@ -90,9 +107,13 @@ fn fail(store: &mut Store, desk: &Desk, row: &PendingOutbox, error: &str, now: D
     }
     let qc = &desk.config.staff.quality_coordinator;
     let reference: String = match row.case_id {
-        Some(id) => store
-            .conn()
-            .query_row("SELECT reference FROM cases WHERE id = ?1", [id], |r| r.get(0))?,
+        Some(id) => {
+            store
+                .conn()
+                .query_row("SELECT reference FROM cases WHERE id = ?1", [id], |r| {
+                    r.get(0)
+                })?
+        }
         None => String::new(),
     };
     let tx = store.transaction()?;
@@ -109,7 +130,11 @@ fn fail(store: &mut Store, desk: &Desk, row: &PendingOutbox, error: &str, now: D
             auto_submitted: AutoSubmitted::Generated,
             in_reply_to: None,
             references: &[],
-            message_id: Some(format!("send-failed.{}@{}", row.id, desk.config.message_id_domain())),
+            message_id: Some(format!(
+                "send-failed.{}@{}",
+                row.id,
+                desk.config.message_id_domain()
+            )),
             data: json!({
                 "recipient_name": qc.name,
                 "kind": row.kind,
@@ -124,7 +149,12 @@ fn fail(store: &mut Store, desk: &Desk, row: &PendingOutbox, error: &str, now: D
 }
 
 /// Runs until `token` is cancelled.
-pub async fn run(desk: Arc<Desk>, mut store: Store, wake: Arc<super::intake::IntakeShared>, token: CancellationToken) {
+pub async fn run(
+    desk: Arc<Desk>,
+    mut store: Store,
+    wake: Arc<super::intake::IntakeShared>,
+    token: CancellationToken,
+) {
     let transport = match smtp::transport(&desk.config.smtp, desk.config.smtp_port()) {
         Ok(t) => t,
         Err(e) => {
@@ -142,7 +172,11 @@ pub async fn run(desk: Arc<Desk>, mut store: Store, wake: Arc<super::intake::Int
             Ok(report) => match report.unreachable {
                 Some(error) => {
                     if reachable != Some(false) {
-                        tracing::warn!("SMTP {}:{}: {error}; letters wait in the outbox", desk.config.smtp.host, desk.config.smtp_port());
+                        tracing::warn!(
+                            "SMTP {}:{}: {error}; letters wait in the outbox",
+                            desk.config.smtp.host,
+                            desk.config.smtp_port()
+                        );
                         reachable = Some(false);
                     }
                     pause = Some(super::intake::backoff(pauses).min(WAKE_CAP));
@@ -167,7 +201,10 @@ pub async fn run(desk: Arc<Desk>, mut store: Store, wake: Arc<super::intake::Int
         let wait = match pause {
             Some(p) => p,
             None => match store.next_outbox_due() {
-                Ok(Some(next)) => (next - crate::clock::now()).to_std().unwrap_or(Duration::ZERO).min(WAKE_CAP),
+                Ok(Some(next)) => (next - crate::clock::now())
+                    .to_std()
+                    .unwrap_or(Duration::ZERO)
+                    .min(WAKE_CAP),
                 _ => WAKE_CAP,
             },
         };

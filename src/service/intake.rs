@@ -31,11 +31,17 @@ use sha2::Digest as _;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Processed {
     /// A new case; `acknowledged` is false past the reply cap.
-    Opened { reference: String, acknowledged: bool },
+    Opened {
+        reference: String,
+        acknowledged: bool,
+    },
     /// Added to an existing case.
     Joined { reference: String },
     /// A robot's mail, recorded (on a case when it refers to one).
-    Robot { classification: String, reference: Option<String> },
+    Robot {
+        classification: String,
+        reference: Option<String>,
+    },
     /// Already processed (same Message-ID).
     Duplicate,
     /// Kept aside with the reason; QC told.
@@ -51,16 +57,28 @@ pub struct Arrival<'a> {
 }
 
 /// Processes one raw mail at `now`.
-pub fn process(store: &mut Store, desk: &Desk, raw: &[u8], arrival: &Arrival, now: DateTime<Utc>) -> anyhow::Result<Processed> {
+pub fn process(
+    store: &mut Store,
+    desk: &Desk,
+    raw: &[u8],
+    arrival: &Arrival,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Processed> {
     let parsed = std::panic::catch_unwind(|| mail_parse::parse(raw));
     let (message_id, synthetic) = match &parsed {
         Ok(Ok(m)) => (m.message_id.clone(), m.message_id_synthetic),
-        _ => (synthetic_message_id(&hex::encode(sha2::Sha256::digest(raw))), true),
+        _ => (
+            synthetic_message_id(&hex::encode(sha2::Sha256::digest(raw))),
+            true,
+        ),
     };
     let stored = {
         let tx = store.transaction()?;
         let stored = db::store_raw(&tx, &message_id, synthetic, raw, &arrival.source, now)?;
-        if let RawStored::Duplicate { processed: true, .. } = stored {
+        if let RawStored::Duplicate {
+            processed: true, ..
+        } = stored
+        {
             advance_checkpoint(&tx, &arrival.source, now)?;
             tx.commit()?;
             return Ok(Processed::Duplicate);
@@ -99,7 +117,11 @@ pub fn process(store: &mut Store, desk: &Desk, raw: &[u8], arrival: &Arrival, no
 }
 
 /// Finishes rows stored by an earlier run that stopped before deciding.
-pub fn finish_unprocessed(store: &mut Store, desk: &Desk, now: DateTime<Utc>) -> anyhow::Result<usize> {
+pub fn finish_unprocessed(
+    store: &mut Store,
+    desk: &Desk,
+    now: DateTime<Utc>,
+) -> anyhow::Result<usize> {
     let rows = store.unprocessed_messages()?;
     for (_, raw) in &rows {
         process(store, desk, raw, &Arrival::default(), now)?;
@@ -138,7 +160,14 @@ fn quarantine(
     now: DateTime<Utc>,
 ) -> anyhow::Result<()> {
     db::quarantine(tx, row, reason, now)?;
-    db::append_event(tx, None, now, "redress", "quarantined", &json!({"message_id": message_id, "reason": reason}))?;
+    db::append_event(
+        tx,
+        None,
+        now,
+        "redress",
+        "quarantined",
+        &json!({"message_id": message_id, "reason": reason}),
+    )?;
     // A crude look at the headers for the notice (the parser failed).
     let head = String::from_utf8_lossy(&raw[..raw.len().min(8192)]).into_owned();
     let header = |name: &str| {
@@ -162,7 +191,10 @@ fn quarantine(
             in_reply_to: None,
             references: &[],
             // Keyed by the stored row: QC hears about each mail once.
-            message_id: Some(format!("quarantine.{row}@{}", desk.config.message_id_domain())),
+            message_id: Some(format!(
+                "quarantine.{row}@{}",
+                desk.config.message_id_domain()
+            )),
             data: json!({
                 "recipient_name": qc.name,
                 "received_date": long_date(desk.calendar.local_date(now)),
@@ -182,7 +214,9 @@ fn thread_facts(tx: &Transaction, desk: &Desk, m: &Inbound) -> anyhow::Result<Th
     let cfg = &desk.config;
     let mut facts = ThreadFacts::default();
     let senders = [m.from_address(), m.reply_address()];
-    for reference in threading::case_tokens(m, &cfg.organisation.reference_prefix, &cfg.mailbox.address) {
+    for reference in
+        threading::case_tokens(m, &cfg.organisation.reference_prefix, &cfg.mailbox.address)
+    {
         if let Some(case_id) = db::case_id(tx, reference.as_str())? {
             let mut participant = false;
             for s in senders.iter().filter(|s| !s.is_empty()) {
@@ -215,7 +249,12 @@ fn decide_and_commit(
     let reply_to = m.reply_address().to_ascii_lowercase();
     let sender = SenderFacts {
         auto_replies_last_day: db::auto_replies_since(tx, &reply_to, now - Duration::hours(24))?,
-        cap_notice_sent: db::event_since(tx, "reply-cap-reached", &reply_to, now - Duration::hours(24))?,
+        cap_notice_sent: db::event_since(
+            tx,
+            "reply-cap-reached",
+            &reply_to,
+            now - Duration::hours(24),
+        )?,
     };
     let decision = intake::decide(&class, &thread, sender, cfg.intake.max_auto_replies_per_day);
     let (case_id, outcome) = match decision {
@@ -227,7 +266,8 @@ fn decide_and_commit(
                 ThreadDecision::NewCase { noted_reference } => noted_reference.clone(),
                 ThreadDecision::Attach { .. } => None,
             };
-            let (id, reference) = open_case(tx, desk, m, received, now, acknowledge, tell_qc_cap, noted)?;
+            let (id, reference) =
+                open_case(tx, desk, m, received, now, acknowledge, tell_qc_cap, noted)?;
             (
                 Some(id),
                 Processed::Opened {
@@ -237,7 +277,11 @@ fn decide_and_commit(
             )
         }
         IntakeDecision::AddToCase { case_id, robot } => {
-            let reference: String = tx.query_row("SELECT reference FROM cases WHERE id = ?1", [case_id], |r| r.get(0))?;
+            let reference: String = tx.query_row(
+                "SELECT reference FROM cases WHERE id = ?1",
+                [case_id],
+                |r| r.get(0),
+            )?;
             let kind = if robot {
                 "robot-message"
             } else if desk.is_staff(m.from_address()) {
@@ -298,7 +342,12 @@ fn record_message(
     class: Classification,
     now: DateTime<Utc>,
 ) -> anyhow::Result<()> {
-    let join = |v: &[crate::core::message::Mailbox]| v.iter().map(|x| x.address.as_str()).collect::<Vec<_>>().join(", ");
+    let join = |v: &[crate::core::message::Mailbox]| {
+        v.iter()
+            .map(|x| x.address.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     let (to, cc) = (join(&m.to), join(&m.cc));
     let refs = m.references.join(" ");
     let in_reply_to = m.in_reply_to.join(" ");
@@ -312,7 +361,11 @@ fn record_message(
             refs: &refs,
             from_address: m.from_address(),
             from_name: m.from.as_ref().map(|f| f.name.as_str()).unwrap_or(""),
-            reply_to: m.reply_to.as_ref().map(|r| r.address.as_str()).unwrap_or(""),
+            reply_to: m
+                .reply_to
+                .as_ref()
+                .map(|r| r.address.as_str())
+                .unwrap_or(""),
             to_addresses: &to,
             cc_addresses: &cc,
             subject: &m.subject,
@@ -402,15 +455,33 @@ fn open_case(
         }),
     )?;
     if !acknowledge {
-        db::append_event(tx, Some(case_id), now, "redress", "acknowledgement-held", &json!({"reason": "daily reply cap reached", "address": reply_address}))?;
+        db::append_event(
+            tx,
+            Some(case_id),
+            now,
+            "redress",
+            "acknowledgement-held",
+            &json!({"reason": "daily reply cap reached", "address": reply_address}),
+        )?;
     }
     if tell_qc_cap {
-        db::append_event(tx, None, now, &reply_address, "reply-cap-reached", &json!({"case": reference.as_str()}))?;
+        db::append_event(
+            tx,
+            None,
+            now,
+            &reply_address,
+            "reply-cap-reached",
+            &json!({"case": reference.as_str()}),
+        )?;
     }
     let target = transition.case.target_date;
     let target_text = target.map(long_date).unwrap_or_default();
     let received_text = long_date(desk.calendar.local_date(received));
-    let greeting = if name.is_empty() { reply_address.as_str() } else { name };
+    let greeting = if name.is_empty() {
+        reply_address.as_str()
+    } else {
+        name
+    };
     let parent = m.message_id.as_str();
     let refs: Vec<String> = m.references.clone();
     let mut acknowledged = false;
@@ -489,7 +560,9 @@ fn open_case(
                 }
             }
             Effect::NotifyStaff { .. } => {}
-            Effect::SetDeadline { kind, due } => db::set_deadline(tx, case_id, &kind.as_key(), due, now)?,
+            Effect::SetDeadline { kind, due } => {
+                db::set_deadline(tx, case_id, &kind.as_key(), due, now)?
+            }
             Effect::CancelDeadlines(kinds) => {
                 for k in kinds {
                     db::cancel_deadline(tx, case_id, &k.as_key(), now)?;

@@ -37,13 +37,22 @@ pub fn long_date(date: NaiveDate) -> String {
 
 /// Queues the letter; returns its Message-ID, or None when a notice with
 /// the same fixed Message-ID was already queued.
-pub fn queue(tx: &Transaction, desk: &Desk, spec: LetterSpec, now: DateTime<Utc>) -> anyhow::Result<Option<String>> {
+pub fn queue(
+    tx: &Transaction,
+    desk: &Desk,
+    spec: LetterSpec,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Option<String>> {
     let cfg = &desk.config;
     let id = db::next_outbox_id(tx)?;
     let domain = cfg.message_id_domain();
     let message_id = spec.message_id.clone().unwrap_or_else(|| {
         let t = token::token(&desk.secret, spec.reference, spec.to_address);
-        let reference = if spec.reference.is_empty() { "desk" } else { spec.reference };
+        let reference = if spec.reference.is_empty() {
+            "desk"
+        } else {
+            spec.reference
+        };
         token::message_id(id, reference, &t, domain)
     });
     let mut data = spec.data;

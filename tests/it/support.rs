@@ -116,3 +116,239 @@ impl Drop for MailStack {
             .output();
     }
 }
+
+impl MailStack {
+    /// Stops or starts one daemon of the stack: "stop-imap", "start-imap",
+    /// "stop-smtp", "start-smtp".
+    pub fn service(&self, action: &str) {
+        let out = Command::new(repo().join("scripts/mailstack"))
+            .args([action, "--dir"])
+            .arg(self.path())
+            .output()
+            .expect("running scripts/mailstack");
+        assert!(out.status.success(), "mailstack {action}: {}", stderr(&out));
+    }
+
+    /// Hands a message to the MTA over SMTP (a minimal blocking client: the
+    /// tests deliver as a complainant's server would).
+    pub fn deliver(&self, from: &str, to: &str, raw: &[u8]) {
+        deliver_to(self.smtp_port, from, to, raw);
+    }
+
+    /// Every message delivered to `address`, oldest first (read from the
+    /// Maildir the stack delivers into).
+    pub fn mailbox(&self, address: &str) -> Vec<String> {
+        let (user, domain) = address.split_once('@').expect("address");
+        let base = self
+            .path()
+            .join("mail")
+            .join(domain)
+            .join(user)
+            .join("Maildir");
+        let mut files: Vec<(std::time::SystemTime, String)> = Vec::new();
+        let mut dirs = vec![base.clone()];
+        while let Some(dir) = dirs.pop() {
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for e in entries.flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    dirs.push(p);
+                } else if p
+                    .parent()
+                    .and_then(|d| d.file_name())
+                    .is_some_and(|n| n == "new" || n == "cur")
+                {
+                    if let (Ok(meta), Ok(text)) = (e.metadata(), std::fs::read(&p)) {
+                        files.push((
+                            meta.modified().unwrap_or(std::time::UNIX_EPOCH),
+                            String::from_utf8_lossy(&text).into_owned(),
+                        ));
+                    }
+                }
+            }
+        }
+        files.sort_by_key(|(t, _)| *t);
+        files.into_iter().map(|(_, t)| t).collect()
+    }
+
+    /// Waits until `address` holds at least `n` messages matching `pred`.
+    pub fn wait_for(
+        &self,
+        address: &str,
+        n: usize,
+        secs: u64,
+        pred: impl Fn(&str) -> bool,
+    ) -> Vec<String> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+        loop {
+            let got: Vec<String> = self
+                .mailbox(address)
+                .into_iter()
+                .filter(|m| pred(m))
+                .collect();
+            if got.len() >= n {
+                return got;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{address} got {} of {n} expected messages in {secs} s",
+                got.len()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+}
+
+/// Hands a message to the MTA listening on `port`.
+pub fn deliver_to(port: u16, from: &str, to: &str, raw: &[u8]) {
+    use std::io::{BufRead, BufReader, Write};
+    let stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("SMTP connect");
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .ok();
+    let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+    let mut w = stream;
+    let expect = |code: &str, reader: &mut BufReader<std::net::TcpStream>| loop {
+        let mut line = String::new();
+        reader.read_line(&mut line).expect("SMTP read");
+        assert!(line.starts_with(code), "SMTP wanted {code}, got {line:?}");
+        if line.as_bytes().get(3) != Some(&b'-') {
+            break;
+        }
+    };
+    expect("220", &mut reader);
+    for (cmd, code) in [
+        ("EHLO tests.example\r\n".to_string(), "250"),
+        (format!("MAIL FROM:<{from}>\r\n"), "250"),
+        (format!("RCPT TO:<{to}>\r\n"), "250"),
+        ("DATA\r\n".to_string(), "354"),
+    ] {
+        w.write_all(cmd.as_bytes()).expect("SMTP write");
+        expect(code, &mut reader);
+    }
+    let text = String::from_utf8_lossy(raw).replace("\r\n", "\n");
+    for line in text.lines() {
+        let line = if line.starts_with('.') {
+            format!(".{line}")
+        } else {
+            line.to_string()
+        };
+        w.write_all(line.as_bytes()).expect("write");
+        w.write_all(b"\r\n").expect("write");
+    }
+    w.write_all(b".\r\n").expect("write");
+    expect("250", &mut reader);
+    w.write_all(b"QUIT\r\n").ok();
+}
+
+/// Puts a message straight into a mailbox over IMAP (APPEND), as when the
+/// MTA is down.
+pub fn append(stack: &MailStack, user: &str, raw: &[u8]) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let store = stack.path().join("unused.sqlite");
+        let env = stack.env(user, &store);
+        let cfg = redress::config::parse_str(&example_config(), "t", &env).expect("config");
+        let mut session = redress::adapters::imap::connect(&cfg.imap, cfg.imap_port())
+            .await
+            .expect("login");
+        session
+            .append("INBOX", None, None, raw)
+            .await
+            .expect("APPEND");
+        session.logout().await.ok();
+    });
+}
+
+/// A running `redress run` against a stack, killed on drop.
+pub struct Daemon {
+    pub child: std::process::Child,
+    pub log: PathBuf,
+}
+
+impl Daemon {
+    /// Starts the daemon with the example config pointed at `stack`.
+    pub fn start(stack: &MailStack, store: &Path, extra: &[(&str, &str)]) -> Daemon {
+        let log = stack.path().join(format!(
+            "daemon-{}.log",
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0)
+        ));
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_redress"));
+        cmd.args(["run", "--config"])
+            .arg(repo().join("config.example.toml"));
+        for (k, _) in std::env::vars() {
+            if k.starts_with("REDRESS_") {
+                cmd.env_remove(k);
+            }
+        }
+        let mut env = stack.env("complaints@opp.example", store);
+        env.retain(|(k, _)| !extra.iter().any(|(e, _)| e == k));
+        cmd.envs(env);
+        cmd.envs(extra.iter().copied());
+        cmd.env("RUST_LOG", "info");
+        cmd.stderr(std::fs::File::create(&log).expect("log file"));
+        let child = cmd.spawn().expect("spawning redress run");
+        Daemon { child, log }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGKILL, no goodbye.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM and wait; returns whether it exited cleanly.
+    pub fn stop(mut self) -> bool {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let ok = self.child.wait().map(|s| s.success()).unwrap_or(false);
+        ok
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A plain complaint as a complainant's mail client writes it.
+pub fn complaint(
+    from_name: &str,
+    from: &str,
+    subject: &str,
+    message_id: &str,
+    extra_headers: &str,
+    body: &str,
+) -> Vec<u8> {
+    format!(
+        "From: {from_name} <{from}>\r\nTo: complaints@opp.example\r\nSubject: {subject}\r\nMessage-ID: <{message_id}>\r\nDate: Mon, 23 Nov 2026 10:00:00 +0000\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n{extra_headers}\r\n{body}"
+    )
+    .into_bytes()
+}
+
+/// A header's value in a raw message (first occurrence, unfolded).
+pub fn header<'a>(raw: &'a str, name: &str) -> Option<&'a str> {
+    raw.lines()
+        .take_while(|l| !l.is_empty())
+        .find(|l| {
+            l.len() > name.len()
+                && l[..name.len()].eq_ignore_ascii_case(name)
+                && l.as_bytes()[name.len()] == b':'
+        })
+        .map(|l| l[name.len() + 1..].trim())
+}

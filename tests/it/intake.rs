@@ -1,0 +1,472 @@
+//! Intake and acknowledgement end to end: complaints delivered through a
+//! real Postfix into a real Dovecot, the daemon as admins run it, letters
+//! read back from the recipients' mailboxes.
+
+use crate::support::{complaint, example_config, header, Daemon, MailStack};
+use redress::adapters::db::Store;
+use redress::config::parse_str;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+fn reference_in(subject: &str) -> String {
+    let start = subject.find("[OPP-").expect("a reference in the subject") + 1;
+    let end = subject[start..].find(']').expect("closing bracket") + start;
+    subject[start..end].to_string()
+}
+
+/// Polls the store until `check` holds.
+fn wait_store(store: &Path, secs: u64, what: &str, check: impl Fn(&Store) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Ok(s) = Store::open(store) {
+            if check(&s) {
+                return;
+            }
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn count(store: &Store, sql: &str) -> i64 {
+    store
+        .conn()
+        .query_row(sql, [], |r| r.get(0))
+        .expect("count")
+}
+
+#[test]
+fn a_complaint_is_acknowledged_once_and_replies_join_its_case() {
+    let stack = MailStack::start();
+    let store = stack.path().join("redress.sqlite");
+    let daemon = Daemon::start(&stack, &store, &[]);
+
+    stack.deliver(
+        "alice@example.net",
+        "complaints@opp.example",
+        &complaint("Alice Example", "alice@example.net", "My certificate has not arrived", "c1@example.net", "", "Hello,\r\n\r\nMy certificate has not arrived.\r\n\r\nAlice Example\r\n07700 900123\r\n"),
+    );
+    let acks = stack.wait_for("alice@example.net", 1, 20, |m| {
+        m.contains("We have received your complaint")
+    });
+    let ack = &acks[0];
+    let subject = header(ack, "Subject").expect("subject");
+    let reference = reference_in(subject);
+    assert!(reference.starts_with("OPP-2026-"), "{reference}");
+    assert_eq!(header(ack, "Auto-Submitted"), Some("auto-replied"));
+    assert_eq!(header(ack, "X-Auto-Response-Suppress"), Some("All"));
+    assert_eq!(header(ack, "In-Reply-To"), Some("<c1@example.net>"));
+    let ack_id = header(ack, "Message-ID")
+        .expect("message id")
+        .trim_matches(['<', '>'])
+        .to_string();
+    assert!(ack_id.ends_with("@opp.example"), "{ack_id}");
+
+    // The target date is 20 working days from the counting date, shown UK style.
+    let s = Store::open(&store).expect("store");
+    let case = s.case(&reference).expect("query").expect("case");
+    let cfg = parse_str(&example_config(), "t", &[]).expect("config");
+    let cal = cfg.calendar(None).expect("calendar");
+    let received: chrono::DateTime<chrono::Utc> = case.received_at.parse().expect("received");
+    let expected = cal
+        .add_working_days(cal.counting_date(received).expect("date"), 20)
+        .expect("target");
+    assert_eq!(
+        case.target_date.as_deref(),
+        Some(expected.to_string().as_str())
+    );
+    let shown = expected.format("%A %-d %B %Y").to_string();
+    let body = ack
+        .replace("=\r\n", "")
+        .replace("=\n", "")
+        .replace("\r\n", "\n")
+        .replace('\n', " ");
+    assert!(body.contains(&shown), "the ack should show {shown}:\n{ack}");
+    assert_eq!(case.complainant_name, "Alice Example");
+    assert_eq!(case.complainant_email, "alice@example.net");
+    assert!(case.acknowledged_at.is_some());
+    drop(s);
+
+    // QC and the department head are told, and can reply.
+    let notes = stack.wait_for("quality@opp.example", 1, 20, |m| m.contains(&reference));
+    assert_eq!(
+        header(&notes[0], "Reply-To"),
+        Some("complaints@opp.example")
+    );
+    stack.wait_for("training.head@opp.example", 1, 20, |m| {
+        m.contains(&reference)
+    });
+
+    // Alice replies to the acknowledgement: same case, no second ack.
+    let reply = complaint(
+        "Alice Example",
+        "alice@example.net",
+        &format!("Re: {subject}"),
+        "c2@example.net",
+        &format!("In-Reply-To: <{ack_id}>\r\nReferences: <c1@example.net> <{ack_id}>\r\n"),
+        "I forgot to say: it was the level 2 course.\r\n\r\nOn Mon, 23 Nov 2026, OP Performance wrote:\r\n> Dear Alice Example,\r\n",
+    );
+    stack.deliver("alice@example.net", "complaints@opp.example", &reply);
+    wait_store(&store, 20, "the reply on the case", |s| {
+        s.case_detail(&reference)
+            .ok()
+            .flatten()
+            .is_some_and(|d| d.messages.iter().filter(|m| m.direction == "in").count() == 2)
+    });
+    let s = Store::open(&store).expect("store");
+    let detail = s.case_detail(&reference).expect("q").expect("case");
+    let shown_reply = detail
+        .messages
+        .iter()
+        .find(|m| m.message_id == "c2@example.net")
+        .expect("reply");
+    assert!(shown_reply.body_text.contains("level 2 course"));
+    assert!(
+        !shown_reply.body_text.contains("> Dear"),
+        "quoted history is stripped for display"
+    );
+    drop(s);
+
+    // A new mail from Alice on another subject opens a second case.
+    stack.deliver(
+        "alice@example.net",
+        "complaints@opp.example",
+        &complaint(
+            "Alice Example",
+            "alice@example.net",
+            "The car park is always full",
+            "c3@example.net",
+            "",
+            "Please add more spaces.\r\n",
+        ),
+    );
+    let acks = stack.wait_for("alice@example.net", 2, 20, |m| {
+        m.contains("We have received your complaint")
+    });
+    let second = reference_in(header(&acks[1], "Subject").expect("subject"));
+    assert_ne!(second, reference);
+
+    // Reply-To is where letters go.
+    stack.deliver(
+        "carol@example.net",
+        "complaints@opp.example",
+        &complaint(
+            "Carol",
+            "carol@example.net",
+            "Rude assessor",
+            "c4@example.net",
+            "Reply-To: Carol at home <carol.home@example.net>\r\n",
+            "The assessor was rude.\r\n",
+        ),
+    );
+    stack.wait_for("carol.home@example.net", 1, 20, |m| {
+        m.contains("We have received your complaint")
+    });
+    // Routing: "assessor" sends it to the assessment department's head.
+    stack.wait_for("assessment.head@opp.example", 1, 20, |m| {
+        m.contains("Rude assessor")
+    });
+
+    // A stranger quoting Alice's reference gets a case of their own.
+    stack.deliver(
+        "mallory@example.net",
+        "complaints@opp.example",
+        &complaint(
+            "Mallory",
+            "mallory@example.net",
+            &format!("About [{reference}]"),
+            "c5@example.net",
+            "",
+            "Let me in.\r\n",
+        ),
+    );
+    let mallory = stack.wait_for("mallory@example.net", 1, 20, |m| {
+        m.contains("We have received your complaint")
+    });
+    assert_ne!(
+        reference_in(header(&mallory[0], "Subject").expect("subject")),
+        reference
+    );
+
+    // Still exactly one acknowledgement for Alice's first case.
+    std::thread::sleep(Duration::from_millis(1500));
+    let acks = stack.mailbox("alice@example.net");
+    assert_eq!(
+        acks.iter()
+            .filter(|m| m.contains(&format!("[{reference}]")))
+            .count(),
+        1
+    );
+    let s = Store::open(&store).expect("store");
+    assert_eq!(count(&s, "SELECT COUNT(*) FROM cases"), 4);
+    assert_eq!(
+        count(
+            &s,
+            "SELECT COUNT(*) FROM outbox WHERE kind = 'acknowledgement'"
+        ),
+        4
+    );
+    assert!(daemon.stop(), "the daemon stops cleanly on SIGTERM");
+}
+
+#[test]
+fn robots_are_recorded_and_never_answered() {
+    let stack = MailStack::start();
+    let store = stack.path().join("redress.sqlite");
+    let _daemon = Daemon::start(&stack, &store, &[]);
+    let robots: Vec<(&str, Vec<u8>)> = vec![
+        (
+            "ooo@example.net",
+            complaint("Out Of Office", "ooo@example.net", "Automatic reply: your message", "r1@example.net", "Auto-Submitted: auto-replied\r\n", "I am away until Monday.\r\n"),
+        ),
+        (
+            "news@lists.example.net",
+            complaint("A List", "news@lists.example.net", "Weekly news", "r2@example.net", "List-Id: <news.lists.example.net>\r\nList-Unsubscribe: <mailto:leave@lists.example.net>\r\nPrecedence: list\r\n", "News.\r\n"),
+        ),
+        (
+            "MAILER-DAEMON@mx.example.net",
+            format!(
+                "From: Mail Delivery System <MAILER-DAEMON@mx.example.net>\r\nTo: complaints@opp.example\r\nSubject: Undelivered Mail Returned to Sender\r\nMessage-ID: <r3@mx.example.net>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/report; report-type=delivery-status; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nCould not deliver.\r\n--b\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.example.net\r\n\r\nFinal-Recipient: rfc822; nobody@example.net\r\nAction: failed\r\nStatus: 5.1.1\r\n--b--\r\n"
+            )
+            .into_bytes(),
+        ),
+    ];
+    for (from, raw) in &robots {
+        stack.deliver(from, "complaints@opp.example", raw);
+    }
+    // A human last: when its ack arrives, the robots before it were handled.
+    stack.deliver(
+        "dave@example.net",
+        "complaints@opp.example",
+        &complaint(
+            "Dave",
+            "dave@example.net",
+            "Course cancelled",
+            "h1@example.net",
+            "",
+            "My course was cancelled.\r\n",
+        ),
+    );
+    stack.wait_for("dave@example.net", 1, 20, |m| {
+        m.contains("We have received your complaint")
+    });
+    let s = Store::open(&store).expect("store");
+    assert_eq!(
+        count(&s, "SELECT COUNT(*) FROM cases"),
+        1,
+        "robots open no case"
+    );
+    for (from, _) in &robots {
+        let to = from.to_ascii_lowercase();
+        let n: i64 = s
+            .conn()
+            .query_row(
+                "SELECT COUNT(*) FROM outbox WHERE recipient = ?1",
+                [&to],
+                |r| r.get(0),
+            )
+            .expect("count");
+        assert_eq!(n, 0, "{from} must get no reply");
+    }
+    let classes: Vec<String> = {
+        let mut stmt = s
+            .conn()
+            .prepare("SELECT classification FROM messages WHERE message_id LIKE 'r%' ORDER BY message_id")
+            .expect("prepare");
+        stmt.query_map([], |r| r.get(0))
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("rows")
+    };
+    assert_eq!(classes, ["auto-reply", "list", "bounce"]);
+}
+
+#[test]
+fn killed_repeatedly_while_200_mails_arrive_every_mail_is_in_one_case_with_one_ack() {
+    let stack = MailStack::start();
+    let store = stack.path().join("redress.sqlite");
+    const N: usize = 200;
+    let sender = {
+        let stack_dir = stack.path().to_path_buf();
+        let port = stack.smtp_port;
+        std::thread::spawn(move || {
+            let _ = stack_dir;
+            for i in 0..N {
+                let raw = complaint(
+                    "Complainant",
+                    &format!("c{i}@example.net"),
+                    &format!("Complaint number {i}"),
+                    &format!("crash-{i}@example.net"),
+                    "",
+                    "Something went wrong.\r\n",
+                );
+                crate::support::deliver_to(
+                    port,
+                    &format!("c{i}@example.net"),
+                    "complaints@opp.example",
+                    &raw,
+                );
+                if i % 20 == 0 {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            }
+        })
+    };
+    // Kill the daemon with SIGKILL over and over while the mail arrives.
+    let mut kills = 0;
+    while !sender.is_finished() || kills < 5 {
+        let daemon = Daemon::start(&stack, &store, &[]);
+        std::thread::sleep(Duration::from_millis(200 + fastrand::u64(0..400)));
+        daemon.kill();
+        kills += 1;
+    }
+    sender.join().expect("sender");
+    // Then let it run to the end.
+    let daemon = Daemon::start(&stack, &store, &[]);
+    wait_store(
+        &store,
+        120,
+        "every mail processed and every letter sent",
+        |s| {
+            count(
+                s,
+                "SELECT COUNT(*) FROM messages WHERE direction = 'in' AND processed_at IS NOT NULL",
+            ) == N as i64
+                && count(s, "SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL") == 0
+        },
+    );
+    let s = Store::open(&store).expect("store");
+    assert_eq!(
+        count(&s, "SELECT COUNT(*) FROM cases"),
+        N as i64,
+        "one case per mail"
+    );
+    assert_eq!(
+        count(&s, "SELECT COUNT(*) FROM (SELECT case_id FROM messages WHERE direction = 'in' GROUP BY case_id HAVING COUNT(*) = 1)"),
+        N as i64,
+        "every mail in exactly one case"
+    );
+    assert_eq!(
+        count(&s, "SELECT COUNT(*) FROM (SELECT case_id FROM outbox WHERE kind = 'acknowledgement' GROUP BY case_id HAVING COUNT(*) = 1)"),
+        N as i64,
+        "one acknowledgement per case"
+    );
+    // And in the complainants' mailboxes: one acknowledgement each. SMTP
+    // cannot be exactly-once: a kill between the server's 250 and the commit
+    // of "sent" sends the row again, with the same Message-ID (clients show
+    // it once). So: exactly one distinct acknowledgement per complainant.
+    let mut resent = 0;
+    for i in 0..N {
+        let acks: Vec<String> = stack
+            .mailbox(&format!("c{i}@example.net"))
+            .into_iter()
+            .filter(|m| m.contains("We have received your complaint"))
+            .collect();
+        assert!(!acks.is_empty(), "c{i}@example.net got no acknowledgement");
+        let mut ids: Vec<&str> = acks
+            .iter()
+            .filter_map(|m| header(m, "Message-ID"))
+            .collect();
+        ids.dedup();
+        assert_eq!(
+            ids.len(),
+            1,
+            "c{i}@example.net got different acknowledgements: {ids:?}"
+        );
+        resent += acks.len() - 1;
+    }
+    eprintln!("{kills} kills; {resent} acknowledgement(s) re-sent with the same Message-ID");
+    assert!(daemon.stop());
+}
+
+#[test]
+fn the_daemon_rides_out_imap_restarts_and_smtp_outages() {
+    let stack = MailStack::start();
+    let store = stack.path().join("redress.sqlite");
+    let daemon = Daemon::start(&stack, &store, &[]);
+    stack.deliver(
+        "erin@example.net",
+        "complaints@opp.example",
+        &complaint(
+            "Erin",
+            "erin@example.net",
+            "First",
+            "f1@example.net",
+            "",
+            "One.\r\n",
+        ),
+    );
+    stack.wait_for("erin@example.net", 1, 20, |m| {
+        m.contains("We have received your complaint")
+    });
+
+    // The IMAP server restarts while the daemon idles; mail that arrives
+    // meanwhile is processed after the reconnect.
+    stack.service("stop-imap");
+    std::thread::sleep(Duration::from_millis(500));
+    stack.service("start-imap");
+    stack.deliver(
+        "erin@example.net",
+        "complaints@opp.example",
+        &complaint(
+            "Erin",
+            "erin@example.net",
+            "Second",
+            "f2@example.net",
+            "",
+            "Two.\r\n",
+        ),
+    );
+    stack.wait_for("erin@example.net", 2, 60, |m| {
+        m.contains("We have received your complaint")
+    });
+
+    // SMTP is down: the acknowledgement waits in the outbox...
+    stack.service("stop-smtp");
+    let raw = complaint(
+        "Frank",
+        "frank@example.net",
+        "Third",
+        "f3@example.net",
+        "",
+        "Three.\r\n",
+    );
+    crate::support::append(&stack, "complaints@opp.example", &raw);
+    wait_store(&store, 30, "the third case opened", |s| {
+        count(s, "SELECT COUNT(*) FROM cases") == 3
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    let s = Store::open(&store).expect("store");
+    assert!(
+        count(
+            &s,
+            "SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL AND kind = 'acknowledgement'"
+        ) == 1
+    );
+    assert!(
+        count(
+            &s,
+            "SELECT COUNT(*) FROM outbox WHERE failed_at IS NOT NULL"
+        ) == 0
+    );
+    drop(s);
+    // ...and goes out when SMTP is back.
+    stack.service("start-smtp");
+    stack.wait_for("frank@example.net", 1, 90, |m| {
+        m.contains("We have received your complaint")
+    });
+    let log = daemon.log();
+    assert!(
+        log.contains("retrying"),
+        "the IMAP outage is logged:\n{log}"
+    );
+    assert!(
+        log.contains("letters wait in the outbox"),
+        "the SMTP outage is logged:\n{log}"
+    );
+    assert!(
+        log.matches("letters wait in the outbox").count() == 1,
+        "one line per state change:\n{log}"
+    );
+    assert!(daemon.stop());
+}

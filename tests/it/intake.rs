@@ -225,10 +225,8 @@ fn robots_are_recorded_and_never_answered() {
         ),
         (
             "MAILER-DAEMON@mx.example.net",
-            format!(
-                "From: Mail Delivery System <MAILER-DAEMON@mx.example.net>\r\nTo: complaints@opp.example\r\nSubject: Undelivered Mail Returned to Sender\r\nMessage-ID: <r3@mx.example.net>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/report; report-type=delivery-status; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nCould not deliver.\r\n--b\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.example.net\r\n\r\nFinal-Recipient: rfc822; nobody@example.net\r\nAction: failed\r\nStatus: 5.1.1\r\n--b--\r\n"
-            )
-            .into_bytes(),
+            "From: Mail Delivery System <MAILER-DAEMON@mx.example.net>\r\nTo: complaints@opp.example\r\nSubject: Undelivered Mail Returned to Sender\r\nMessage-ID: <r3@mx.example.net>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/report; report-type=delivery-status; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nCould not deliver.\r\n--b\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.example.net\r\n\r\nFinal-Recipient: rfc822; nobody@example.net\r\nAction: failed\r\nStatus: 5.1.1\r\n--b--\r\n".as_bytes()
+            .to_vec(),
         ),
     ];
     for (from, raw) in &robots {

@@ -274,13 +274,9 @@ pub struct Daemon {
 impl Daemon {
     /// Starts the daemon with the example config pointed at `stack`.
     pub fn start(stack: &MailStack, store: &Path, extra: &[(&str, &str)]) -> Daemon {
-        let log = stack.path().join(format!(
-            "daemon-{}.log",
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos())
-                .unwrap_or(0)
-        ));
+        static STARTS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = STARTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let log = stack.path().join(format!("daemon-{n}.log"));
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_redress"));
         cmd.args(["run", "--config"])
             .arg(repo().join("config.example.toml"));
@@ -314,8 +310,7 @@ impl Daemon {
         let _ = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status();
-        let ok = self.child.wait().map(|s| s.success()).unwrap_or(false);
-        ok
+        self.child.wait().map(|s| s.success()).unwrap_or(false)
     }
 }
 

@@ -1,0 +1,134 @@
+//! Intake benchmark against the local mail stack (not a test: run it with
+//! `cargo bench --bench intake`, as root, and put the figures in
+//! BENCHMARKS.md).
+//!
+//! (a) Latency from SMTP delivery of a complaint to its acknowledgement
+//!     arriving in the complainant's mailbox, p50/p99 over N complaints sent
+//!     one after another (target p99 < 1 s). Dovecot's own IDLE notify
+//!     interval (about 0.5 s) is part of every figure.
+//! (b) Drain time of a backlog of M mails APPENDed before the daemon starts,
+//!     next to a bare IMAP FETCH of the same mails (target: within 2x).
+//!
+//! Sizes: REDRESS_BENCH_LATENCY (default 200), REDRESS_BENCH_BACKLOG
+//! (default 10000).
+
+#[path = "../tests/it/support.rs"]
+#[allow(dead_code)]
+mod support;
+
+use futures::TryStreamExt as _;
+use redress::adapters::db::Store;
+use std::time::{Duration, Instant};
+use support::{complaint, Daemon, MailStack};
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn latency(n: usize) {
+    let stack = MailStack::start();
+    let store = stack.path().join("redress.sqlite");
+    let daemon = Daemon::start(&stack, &store, &[("RUST_LOG", "warn")]);
+    // Warm up: the first login and template rendering.
+    stack.deliver("warm@example.net", "complaints@opp.example", &complaint("W", "warm@example.net", "warm up", "warm@example.net", "", "x\r\n"));
+    stack.wait_for("warm@example.net", 1, 30, |m| m.contains("We have received"));
+    let mut times = Vec::with_capacity(n);
+    for i in 0..n {
+        let who = format!("lat{i}@example.net");
+        let raw = complaint("L", &who, &format!("Latency {i}"), &format!("lat-{i}@example.net"), "", "Late.\r\n");
+        let t0 = Instant::now();
+        stack.deliver(&who, "complaints@opp.example", &raw);
+        loop {
+            if stack.mailbox(&who).iter().any(|m| m.contains("We have received")) {
+                break;
+            }
+            assert!(t0.elapsed() < Duration::from_secs(30), "no ack for {who}");
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        times.push(t0.elapsed());
+    }
+    times.sort();
+    println!(
+        "latency (SMTP delivery -> ack in mailbox), {n} complaints: p50 {:.0} ms, p90 {:.0} ms, p99 {:.0} ms, max {:.0} ms",
+        percentile(&times, 0.5).as_secs_f64() * 1000.0,
+        percentile(&times, 0.9).as_secs_f64() * 1000.0,
+        percentile(&times, 0.99).as_secs_f64() * 1000.0,
+        times.last().map(|t| t.as_secs_f64() * 1000.0).unwrap_or(0.0)
+    );
+    daemon.stop();
+}
+
+fn drain(m: usize) {
+    let stack = MailStack::start();
+    let store = stack.path().join("redress.sqlite");
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    let env = stack.env("complaints@opp.example", &store);
+    let cfg = redress::config::parse_str(&support::example_config(), "bench", &env).expect("config");
+    let t0 = Instant::now();
+    rt.block_on(async {
+        let mut s = redress::adapters::imap::connect(&cfg.imap, cfg.imap_port()).await.expect("login");
+        for i in 0..m {
+            let who = format!("b{i}@example.net");
+            let raw = complaint("B", &who, &format!("Backlog {i}"), &format!("backlog-{i}@example.net"), "", "Waiting.\r\n");
+            s.append("INBOX", None, None, &raw).await.expect("APPEND");
+        }
+        s.logout().await.ok();
+    });
+    println!("appended {m} mails in {:.1} s", t0.elapsed().as_secs_f64());
+    let fetch = rt.block_on(async {
+        let mut s = redress::adapters::imap::connect(&cfg.imap, cfg.imap_port()).await.expect("login");
+        s.select("INBOX").await.expect("select");
+        let t = Instant::now();
+        let all: Vec<_> = s
+            .uid_fetch("1:*", "(UID BODY.PEEK[])")
+            .await
+            .expect("fetch")
+            .try_collect()
+            .await
+            .expect("fetch");
+        let took = t.elapsed();
+        assert_eq!(all.len(), m);
+        s.logout().await.ok();
+        took
+    });
+    let t1 = Instant::now();
+    let daemon = Daemon::start(&stack, &store, &[("RUST_LOG", "warn")]);
+    loop {
+        if let Ok(s) = Store::open(&store) {
+            let done: i64 = s
+                .conn()
+                .query_row("SELECT COUNT(*) FROM messages WHERE processed_at IS NOT NULL", [], |r| r.get(0))
+                .unwrap_or(0);
+            if done as usize >= m {
+                break;
+            }
+        }
+        assert!(t1.elapsed() < Duration::from_secs(3600), "drain did not finish");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let took = t1.elapsed();
+    println!(
+        "drain of {m} mails (daemon start -> all committed): {:.2} s ({:.0} mails/s); bare IMAP FETCH of the same: {:.2} s; ratio {:.1}x",
+        took.as_secs_f64(),
+        m as f64 / took.as_secs_f64(),
+        fetch.as_secs_f64(),
+        took.as_secs_f64() / fetch.as_secs_f64()
+    );
+    daemon.stop();
+}
+
+fn main() {
+    // `cargo bench` passes --bench; `cargo test --benches` passes nothing
+    // useful: only run when asked to bench.
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("intake benchmark: run with `cargo bench --bench intake`");
+        return;
+    }
+    latency(env_usize("REDRESS_BENCH_LATENCY", 200));
+    drain(env_usize("REDRESS_BENCH_BACKLOG", 10_000));
+}

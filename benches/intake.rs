@@ -22,7 +22,10 @@ use std::time::{Duration, Instant};
 use support::{complaint, Daemon, MailStack};
 
 fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -35,16 +38,40 @@ fn latency(n: usize) {
     let store = stack.path().join("redress.sqlite");
     let daemon = Daemon::start(&stack, &store, &[("RUST_LOG", "warn")]);
     // Warm up: the first login and template rendering.
-    stack.deliver("warm@example.net", "complaints@opp.example", &complaint("W", "warm@example.net", "warm up", "warm@example.net", "", "x\r\n"));
-    stack.wait_for("warm@example.net", 1, 30, |m| m.contains("We have received"));
+    stack.deliver(
+        "warm@example.net",
+        "complaints@opp.example",
+        &complaint(
+            "W",
+            "warm@example.net",
+            "warm up",
+            "warm@example.net",
+            "",
+            "x\r\n",
+        ),
+    );
+    stack.wait_for("warm@example.net", 1, 30, |m| {
+        m.contains("We have received")
+    });
     let mut times = Vec::with_capacity(n);
     for i in 0..n {
         let who = format!("lat{i}@example.net");
-        let raw = complaint("L", &who, &format!("Latency {i}"), &format!("lat-{i}@example.net"), "", "Late.\r\n");
+        let raw = complaint(
+            "L",
+            &who,
+            &format!("Latency {i}"),
+            &format!("lat-{i}@example.net"),
+            "",
+            "Late.\r\n",
+        );
         let t0 = Instant::now();
         stack.deliver(&who, "complaints@opp.example", &raw);
         loop {
-            if stack.mailbox(&who).iter().any(|m| m.contains("We have received")) {
+            if stack
+                .mailbox(&who)
+                .iter()
+                .any(|m| m.contains("We have received"))
+            {
                 break;
             }
             assert!(t0.elapsed() < Duration::from_secs(30), "no ack for {who}");
@@ -66,22 +93,37 @@ fn latency(n: usize) {
 fn drain(m: usize) {
     let stack = MailStack::start();
     let store = stack.path().join("redress.sqlite");
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
     let env = stack.env("complaints@opp.example", &store);
-    let cfg = redress::config::parse_str(&support::example_config(), "bench", &env).expect("config");
+    let cfg =
+        redress::config::parse_str(&support::example_config(), "bench", &env).expect("config");
     let t0 = Instant::now();
     rt.block_on(async {
-        let mut s = redress::adapters::imap::connect(&cfg.imap, cfg.imap_port()).await.expect("login");
+        let mut s = redress::adapters::imap::connect(&cfg.imap, cfg.imap_port())
+            .await
+            .expect("login");
         for i in 0..m {
             let who = format!("b{i}@example.net");
-            let raw = complaint("B", &who, &format!("Backlog {i}"), &format!("backlog-{i}@example.net"), "", "Waiting.\r\n");
+            let raw = complaint(
+                "B",
+                &who,
+                &format!("Backlog {i}"),
+                &format!("backlog-{i}@example.net"),
+                "",
+                "Waiting.\r\n",
+            );
             s.append("INBOX", None, None, &raw).await.expect("APPEND");
         }
         s.logout().await.ok();
     });
     println!("appended {m} mails in {:.1} s", t0.elapsed().as_secs_f64());
     let fetch = rt.block_on(async {
-        let mut s = redress::adapters::imap::connect(&cfg.imap, cfg.imap_port()).await.expect("login");
+        let mut s = redress::adapters::imap::connect(&cfg.imap, cfg.imap_port())
+            .await
+            .expect("login");
         s.select("INBOX").await.expect("select");
         let t = Instant::now();
         let all: Vec<_> = s
@@ -102,13 +144,20 @@ fn drain(m: usize) {
         if let Ok(s) = Store::open(&store) {
             let done: i64 = s
                 .conn()
-                .query_row("SELECT COUNT(*) FROM messages WHERE processed_at IS NOT NULL", [], |r| r.get(0))
+                .query_row(
+                    "SELECT COUNT(*) FROM messages WHERE processed_at IS NOT NULL",
+                    [],
+                    |r| r.get(0),
+                )
                 .unwrap_or(0);
             if done as usize >= m {
                 break;
             }
         }
-        assert!(t1.elapsed() < Duration::from_secs(3600), "drain did not finish");
+        assert!(
+            t1.elapsed() < Duration::from_secs(3600),
+            "drain did not finish"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     let took = t1.elapsed();

@@ -468,3 +468,95 @@ fn the_daemon_rides_out_imap_restarts_and_smtp_outages() {
     );
     assert!(daemon.stop());
 }
+
+#[test]
+fn the_reply_cap_our_own_mail_and_unparseable_mail() {
+    let stack = MailStack::start();
+    let store = stack.path().join("redress.sqlite");
+    let _daemon = Daemon::start(&stack, &store, &[]);
+    // Four new complaints from one sender in a day: three acknowledgements
+    // (the default cap), the fourth is recorded as a case and QC is told.
+    for i in 0..4 {
+        stack.deliver(
+            "gina@example.net",
+            "complaints@opp.example",
+            &complaint(
+                "Gina",
+                "gina@example.net",
+                &format!("Topic {i}"),
+                &format!("cap-{i}@example.net"),
+                "",
+                "Again.\r\n",
+            ),
+        );
+    }
+    wait_store(&store, 30, "four cases", |s| {
+        count(s, "SELECT COUNT(*) FROM cases") == 4
+    });
+    let held = stack.wait_for("quality@opp.example", 1, 20, |m| m.contains("daily limit"));
+    assert_eq!(held.len(), 1);
+    std::thread::sleep(Duration::from_millis(1500));
+    let acks = stack.mailbox("gina@example.net");
+    assert_eq!(acks.len(), 3, "three acknowledgements, then silence");
+
+    // Mail from our own address is never a complaint.
+    stack.deliver(
+        "complaints@opp.example",
+        "complaints@opp.example",
+        &complaint(
+            "OP Performance Limited",
+            "complaints@opp.example",
+            "We have received your complaint",
+            "own@opp.example",
+            "",
+            "Loop?\r\n",
+        ),
+    );
+    // Mail that is not a mail at all is kept, quarantined, and QC is told once;
+    // the next complaint still flows.
+    crate::support::append(
+        &stack,
+        "complaints@opp.example",
+        b"\x00\x01\x02 this is not an email\r\n",
+    );
+    stack.deliver(
+        "hank@example.net",
+        "complaints@opp.example",
+        &complaint(
+            "Hank",
+            "hank@example.net",
+            "After the junk",
+            "after-junk@example.net",
+            "",
+            "Still works?\r\n",
+        ),
+    );
+    stack.wait_for("hank@example.net", 1, 30, |m| {
+        m.contains("We have received your complaint")
+    });
+    let s = Store::open(&store).expect("store");
+    assert_eq!(
+        count(&s, "SELECT COUNT(*) FROM cases"),
+        5,
+        "our own mail opened no case"
+    );
+    assert_eq!(
+        count(
+            &s,
+            "SELECT COUNT(*) FROM messages WHERE classification = 'loop'"
+        ),
+        1
+    );
+    assert_eq!(
+        count(
+            &s,
+            "SELECT COUNT(*) FROM messages WHERE quarantine_reason IS NOT NULL"
+        ),
+        1
+    );
+    drop(s);
+    let notices = stack.wait_for("quality@opp.example", 1, 20, |m| {
+        m.contains("could not be handled")
+    });
+    assert_eq!(notices.len(), 1);
+}

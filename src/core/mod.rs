@@ -11,3 +11,4 @@ pub mod case;
 pub mod holidays;
 pub mod message;
 pub mod procedure;
+pub mod text;

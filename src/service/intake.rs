@@ -333,6 +333,20 @@ fn decide_and_commit(
     Ok(outcome)
 }
 
+/// The text shown for a mail: a reply without its quoted history; a first
+/// mail or a forward whole (pasted or forwarded mail is often the evidence).
+fn display_body(m: &Inbound) -> String {
+    use crate::core::text::{is_forward_subject, strip_quoted};
+    let is_reply = !m.in_reply_to.is_empty() || !m.references.is_empty();
+    if is_reply && !is_forward_subject(&m.subject) {
+        let stripped = strip_quoted(&m.body_text);
+        if !stripped.trim().is_empty() {
+            return stripped;
+        }
+    }
+    m.body_text.trim_end().to_string()
+}
+
 fn record_message(
     tx: &Transaction,
     desk: &Desk,
@@ -351,7 +365,7 @@ fn record_message(
     let (to, cc) = (join(&m.to), join(&m.cc));
     let refs = m.references.join(" ");
     let in_reply_to = m.in_reply_to.join(" ");
-    let body = crate::core::text::strip_quoted(&m.body_text);
+    let body = display_body(m);
     db::message_processed(
         tx,
         row,
@@ -550,7 +564,7 @@ fn open_case(
                                 "stage": stage.0,
                                 "department": dept.map(|d| d.name.as_str()).unwrap_or(department.as_str()),
                                 "subject": m.subject,
-                                "body": crate::core::text::strip_quoted(&m.body_text),
+                                "body": display_body(m),
                                 "noted_reference": noted_reference.as_ref().map(|r| r.to_string()).unwrap_or_default(),
                                 "acknowledgement_held": !acknowledge,
                             }),

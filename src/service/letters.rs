@@ -32,7 +32,7 @@ pub struct LetterSpec<'a> {
 
 /// Dates as letters show them: "Friday 18 December 2026".
 pub fn long_date(date: NaiveDate) -> String {
-    date.format("%A %-d %B %Y").to_string()
+    crate::core::text::uk_long_date(date)
 }
 
 /// Queues the letter; returns its Message-ID, or None when a notice with

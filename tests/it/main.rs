@@ -1,9 +1,11 @@
 //! The one integration test binary: the CLI as users run it, the store on
-//! real SQLite files, and the mail adapters against a real Dovecot and
-//! Postfix on 127.0.0.1 (started per test by `scripts/mailstack`).
+//! real SQLite files, the mail adapters against a real Dovecot and Postfix
+//! on 127.0.0.1 (started per test by `scripts/mailstack`), and the core's
+//! text rules against real mail from the shared corpus.
 
 mod cli;
 mod intake;
 mod mail;
 mod purity;
 mod support;
+mod text;

@@ -213,9 +213,13 @@ pub struct Imap {
     pub password_file: Option<PathBuf>,
     #[serde(default = "default_folder")]
     pub folder: String,
-    /// Seconds between polls when the server has no IDLE.
+    /// Seconds between polls when the server has no IDLE (or `idle = false`).
     #[serde(default = "default_poll", deserialize_with = "de_parse")]
     pub poll_interval: u64,
+    /// Use IDLE when the server offers it; false forces polling (for servers
+    /// or middleboxes that break long-lived connections).
+    #[serde(default = "default_true", deserialize_with = "de_parse")]
+    pub idle: bool,
     /// Extra trusted CA certificate (PEM), for a private mail server.
     pub ca_file: Option<PathBuf>,
 }
@@ -243,6 +247,10 @@ fn default_folder() -> String {
 
 fn default_poll() -> u64 {
     60
+}
+
+fn default_true() -> bool {
+    true
 }
 
 #[derive(Debug, Clone, Deserialize)]

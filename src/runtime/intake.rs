@@ -118,7 +118,7 @@ async fn session(
         _ = token.cancelled() => return Ok(()),
     };
     let caps = session.capabilities().await.context("CAPABILITY")?;
-    let idle = caps.has_str("IDLE");
+    let idle = cfg.imap.idle && caps.has_str("IDLE");
     let mailbox = session
         .select(folder)
         .await

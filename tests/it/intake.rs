@@ -84,6 +84,10 @@ fn a_complaint_is_acknowledged_once_and_replies_join_its_case() {
     assert!(body.contains(&shown), "the ack should show {shown}:\n{ack}");
     assert_eq!(case.complainant_name, "Alice Example");
     assert_eq!(case.complainant_email, "alice@example.net");
+    assert_eq!(
+        case.complainant_phone, "07700 900123",
+        "the phone comes from the signature"
+    );
     assert!(case.acknowledged_at.is_some());
     drop(s);
 
@@ -559,4 +563,79 @@ fn the_reply_cap_our_own_mail_and_unparseable_mail() {
         m.contains("could not be handled")
     });
     assert_eq!(notices.len(), 1);
+}
+
+#[test]
+fn polling_works_without_idle_and_a_uidvalidity_change_processes_nothing_twice() {
+    let stack = MailStack::start();
+    let store = stack.path().join("redress.sqlite");
+    let polling = [
+        ("REDRESS_IMAP_IDLE", "false"),
+        ("REDRESS_IMAP_POLL_INTERVAL", "1"),
+    ];
+    let daemon = Daemon::start(&stack, &store, &polling);
+    for i in 0..2 {
+        stack.deliver(
+            "ivy@example.net",
+            "complaints@opp.example",
+            &complaint(
+                "Ivy",
+                "ivy@example.net",
+                &format!("Poll {i}"),
+                &format!("poll-{i}@example.net"),
+                "",
+                "Polled.\r\n",
+            ),
+        );
+    }
+    stack.wait_for("ivy@example.net", 2, 30, |m| {
+        m.contains("We have received your complaint")
+    });
+    assert!(daemon.log().contains("polling"), "{}", daemon.log());
+    assert!(daemon.stop());
+
+    // The server forgets its UIDs (a restored or migrated mailbox gets a new
+    // UIDVALIDITY): everything is read again and nothing is done twice.
+    let maildir = stack.path().join("mail/opp.example/complaints/Maildir");
+    let uidlist = maildir.join("dovecot-uidlist");
+    assert!(uidlist.exists(), "{} missing", uidlist.display());
+    stack.service("stop-imap");
+    std::fs::remove_file(&uidlist).expect("remove uidlist");
+    for f in ["dovecot.index", "dovecot.index.cache", "dovecot.index.log"] {
+        let _ = std::fs::remove_file(maildir.join(f));
+    }
+    stack.service("start-imap");
+    let daemon = Daemon::start(&stack, &store, &polling);
+    stack.deliver(
+        "ivy@example.net",
+        "complaints@opp.example",
+        &complaint(
+            "Ivy",
+            "ivy@example.net",
+            "After the change",
+            "poll-2@example.net",
+            "",
+            "New.\r\n",
+        ),
+    );
+    stack.wait_for("ivy@example.net", 3, 30, |m| {
+        m.contains("We have received your complaint")
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        daemon.log().contains("UIDVALIDITY changed"),
+        "{}",
+        daemon.log()
+    );
+    let s = Store::open(&store).expect("store");
+    assert_eq!(count(&s, "SELECT COUNT(*) FROM cases"), 3);
+    assert_eq!(
+        count(
+            &s,
+            "SELECT COUNT(*) FROM outbox WHERE kind = 'acknowledgement'"
+        ),
+        3
+    );
+    assert_eq!(stack.mailbox("ivy@example.net").len(), 3);
+    assert!(daemon.stop());
 }

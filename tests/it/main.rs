@@ -3,6 +3,7 @@
 //! Postfix on 127.0.0.1 (started per test by `scripts/mailstack`).
 
 mod cli;
+mod corpus;
 mod intake;
 mod mail;
 mod purity;

@@ -44,6 +44,11 @@ pub struct Outgoing<'a> {
     pub date: DateTime<Utc>,
 }
 
+/// Whether mail can be addressed to `address` at all.
+pub fn is_sendable(address: &str) -> bool {
+    !address.is_empty() && address.parse::<lettre::Address>().is_ok()
+}
+
 fn mailbox(name: &str, address: &str) -> anyhow::Result<Mailbox> {
     let address = address
         .parse()

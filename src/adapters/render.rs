@@ -139,7 +139,7 @@ pub fn sample(_name: &str) -> Value {
             "complainant_phone": "07700 900123",
             "recipient_name": "Quality Coordinator",
             "noted_reference": "",
-            "acknowledgement_held": false,
+            "acknowledgement_note": "",
             "body": "My certificate has not arrived.",
             "message_id": "abc@example.net",
             "reason": "no From header",

@@ -93,15 +93,24 @@ pub fn process(
     let outcome = match parsed {
         Ok(Ok(m)) => {
             let tx = store.transaction()?;
-            match decide_and_commit(&tx, desk, row, &m, received, now) {
-                Ok(p) => {
+            // A bug must not stall the mailbox: a panic while deciding rolls
+            // the transaction back and quarantines the mail like an error.
+            let decided = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                decide_and_commit(&tx, desk, row, &m, received, now)
+            }));
+            match decided {
+                Ok(Ok(p)) => {
                     advance_checkpoint(&tx, &arrival.source, now)?;
                     tx.commit()?;
                     return Ok(p);
                 }
-                Err(e) => {
+                Ok(Err(e)) => {
                     drop(tx);
                     format!("could not be handled: {e:#}")
+                }
+                Err(_) => {
+                    drop(tx);
+                    "redress failed on it (a bug: please report it)".to_string()
                 }
             }
         }
@@ -172,8 +181,12 @@ fn quarantine(
     let head = String::from_utf8_lossy(&raw[..raw.len().min(8192)]).into_owned();
     let header = |name: &str| {
         head.lines()
-            .find(|l| l.len() > name.len() && l[..name.len()].eq_ignore_ascii_case(name))
-            .map(|l| l[name.len()..].trim().chars().take(200).collect::<String>())
+            .find_map(|l| {
+                let (start, rest) = (l.get(..name.len())?, l.get(name.len()..)?);
+                start
+                    .eq_ignore_ascii_case(name)
+                    .then(|| rest.trim().chars().take(200).collect::<String>())
+            })
             .unwrap_or_default()
     };
     let qc = &desk.config.staff.quality_coordinator;
@@ -430,6 +443,24 @@ fn open_case(
     let name = m.from.as_ref().map(|f| f.name.trim()).unwrap_or("");
     let phone = crate::core::text::signature_phone(&m.body_text).unwrap_or_default();
     let reply_address = m.reply_address().to_ascii_lowercase();
+    // No usable address: the case is opened all the same, nobody can be
+    // acknowledged, and staff are told so.
+    let can_reply = crate::adapters::outgoing::is_sendable(&reply_address);
+    let held_note = if !can_reply {
+        Some(format!(
+            "No acknowledgement was sent: the mail has no address to reply to ({reply_address:?}). Please contact the complainant another way."
+        ))
+    } else if !acknowledge {
+        Some(
+            "No acknowledgement was sent: the sender has reached the daily limit of automatic replies. Please reply to them yourself if this is genuine; further mail from them today is recorded without notifying you."
+                .to_string(),
+        )
+    } else {
+        None
+    };
+    let capped = tell_qc_cap;
+    let tell_qc_cap = tell_qc_cap || !can_reply;
+    let acknowledge = acknowledge && can_reply;
     let (case_id, reference) = db::insert_case(
         tx,
         &NewCase {
@@ -468,17 +499,17 @@ fn open_case(
             "noted_reference": noted_reference.as_ref().map(|r| r.to_string()),
         }),
     )?;
-    if !acknowledge {
+    if let Some(note) = &held_note {
         db::append_event(
             tx,
             Some(case_id),
             now,
             "redress",
             "acknowledgement-held",
-            &json!({"reason": "daily reply cap reached", "address": reply_address}),
+            &json!({"reason": note, "address": reply_address}),
         )?;
     }
-    if tell_qc_cap {
+    if capped {
         db::append_event(
             tx,
             None,
@@ -566,7 +597,7 @@ fn open_case(
                                 "subject": m.subject,
                                 "body": display_body(m),
                                 "noted_reference": noted_reference.as_ref().map(|r| r.to_string()).unwrap_or_default(),
-                                "acknowledgement_held": !acknowledge,
+                                "acknowledgement_note": held_note.clone().unwrap_or_default(),
                             }),
                         },
                         now,

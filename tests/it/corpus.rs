@@ -257,3 +257,105 @@ fn diff_lines(expected: &str, actual: &str) -> Vec<String> {
     }
     out
 }
+
+/// The whole intake pipeline (parse, classify, match, decide, commit) on
+/// every corpus mail, into a real SQLite store, no servers: no panic, no
+/// error, robots never open a case or get a letter.
+#[test]
+fn corpus_goes_through_the_whole_intake_pipeline() {
+    use redress::adapters::db::Store;
+    use redress::service::intake::{process, Arrival, Processed};
+    let dir = corpus_dir();
+    if !dir.is_dir() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "corpus not found at {}",
+            dir.display()
+        );
+        println!("corpus not found at {}", dir.display());
+        return;
+    }
+    let golden = std::fs::read_to_string(repo().join(GOLDEN)).expect("golden file");
+    let expected: BTreeMap<&str, &str> = golden
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.split('\t');
+            Some((f.next()?, f.nth(1)?))
+        })
+        .collect();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let store_path = tmp.path().join("corpus.sqlite");
+    let env = vec![(
+        "REDRESS_STORE_PATH".to_string(),
+        store_path.display().to_string(),
+    )];
+    let cfg = redress::config::parse_str(
+        &crate::support::example_config(),
+        "config.example.toml",
+        &env,
+    )
+    .expect("config");
+    let mut store = Store::open(&store_path).expect("store");
+    let desk = redress::service::Desk::new(cfg, &mut store).expect("desk");
+    let now = "2026-11-23T10:00:00Z".parse().expect("now");
+    let mut files = Vec::new();
+    walk(&dir, &mut files);
+    let (mut opened, mut joined, mut robots, mut duplicates, mut quarantined) = (0, 0, 0, 0, 0);
+    for path in files {
+        let rel = path
+            .strip_prefix(&dir)
+            .expect("under corpus")
+            .to_string_lossy()
+            .replace('\\', "/");
+        if !is_mail(&rel) {
+            continue;
+        }
+        let raw = std::fs::read(&path).expect("read");
+        let outcome = catch_unwind(AssertUnwindSafe(|| {
+            process(&mut store, &desk, &raw, &Arrival::default(), now)
+        }))
+        .unwrap_or_else(|_| panic!("{rel}: intake panicked"))
+        .unwrap_or_else(|e| panic!("{rel}: intake failed: {e:#}"));
+        let class = expected.get(rel.as_str()).copied().unwrap_or("?");
+        match outcome {
+            Processed::Opened { .. } => {
+                assert_eq!(class, "human", "{rel} opened a case but is {class}");
+                opened += 1;
+            }
+            Processed::Joined { .. } => joined += 1,
+            Processed::Robot { .. } => {
+                assert!(
+                    !matches!(class, "human" | "?"),
+                    "{rel} handled as a robot but is {class}"
+                );
+                robots += 1;
+            }
+            Processed::Duplicate => duplicates += 1,
+            Processed::Quarantined { reason } => {
+                if std::env::var_os("REDRESS_CORPUS_VERBOSE").is_some() {
+                    println!("quarantined {rel}: {reason}");
+                }
+                quarantined += 1;
+            }
+        }
+    }
+    println!(
+        "corpus through intake: {opened} new cases, {joined} joined a case, {robots} robots recorded, {duplicates} duplicates, {quarantined} quarantined"
+    );
+    assert!(
+        opened > 100 && robots > 100,
+        "opened {opened}, robots {robots}"
+    );
+    // No letter ever goes to an address that only sent robot mail.
+    let robot_letters: i64 = store
+        .conn()
+        .query_row(
+            "SELECT COUNT(*) FROM outbox o WHERE o.auto_reply = 1 AND NOT EXISTS (
+                 SELECT 1 FROM messages m WHERE m.classification = 'human'
+                   AND (m.from_address = o.recipient OR m.reply_to = o.recipient))",
+            [],
+            |r| r.get(0),
+        )
+        .expect("count");
+    assert_eq!(robot_letters, 0, "an automatic reply went to a robot");
+}

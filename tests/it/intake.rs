@@ -548,7 +548,9 @@ fn the_reply_cap_our_own_mail_and_unparseable_mail() {
         count(s, "SELECT COUNT(*) FROM cases") == 4
     });
     let held = stack.wait_for("quality@opp.example", 1, 20, |m| {
-        m.replace("=\r\n", "").replace("=\n", "").contains("daily limit")
+        m.replace("=\r\n", "")
+            .replace("=\n", "")
+            .contains("daily limit")
     });
     assert_eq!(held.len(), 1);
     std::thread::sleep(Duration::from_millis(1500));

@@ -100,6 +100,7 @@ CREATE TABLE events (
 ) STRICT;
 
 CREATE INDEX events_case ON events (case_id);
+CREATE INDEX events_kind_actor ON events (kind, actor, at);
 
 CREATE TRIGGER events_no_update BEFORE UPDATE ON events
 BEGIN

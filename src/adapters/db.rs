@@ -447,10 +447,7 @@ pub fn set_deadline(
     due: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> anyhow::Result<()> {
-    tx.execute(
-        "UPDATE deadlines SET cancelled_at = ?3 WHERE case_id = ?1 AND kind = ?2 AND fired_at IS NULL AND cancelled_at IS NULL",
-        params![case_id, kind, ts(now)],
-    )?;
+    cancel_deadline(tx, case_id, kind, now)?;
     tx.execute(
         "INSERT INTO deadlines (case_id, kind, due_at) VALUES (?1, ?2, ?3)",
         params![case_id, kind, ts(due)],

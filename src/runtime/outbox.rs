@@ -12,7 +12,6 @@
 //! marked failed and the Quality Coordinator is told once.
 
 use crate::adapters::db::{PendingOutbox, Store};
-use crate::adapters::outgoing::AutoSubmitted;
 use crate::adapters::smtp::{self, SendOutcome, Transport};
 use crate::service::letters::{self, LetterSpec};
 use crate::service::Desk;
@@ -105,7 +104,6 @@ fn fail(
     if matches!(row.kind.as_str(), "send-failed" | "quarantine") {
         return Ok(());
     }
-    let qc = &desk.config.staff.quality_coordinator;
     let reference: String = match row.case_id {
         Some(id) => {
             store
@@ -120,28 +118,18 @@ fn fail(
     letters::queue(
         &tx,
         desk,
-        LetterSpec {
-            template: "send-failed",
-            case_id: row.case_id,
-            reference: &reference,
-            to_name: &qc.name,
-            to_address: &qc.address,
-            auto_reply: false,
-            auto_submitted: AutoSubmitted::Generated,
-            in_reply_to: None,
-            references: &[],
-            message_id: Some(format!(
-                "send-failed.{}@{}",
-                row.id,
-                desk.config.message_id_domain()
-            )),
-            data: json!({
-                "recipient_name": qc.name,
+        LetterSpec::notice_to_qc(
+            desk,
+            "send-failed",
+            format!("send-failed.{}", row.id),
+            row.case_id,
+            &reference,
+            json!({
                 "kind": row.kind,
                 "complainant_email": row.recipient,
                 "reason": error,
             }),
-        },
+        ),
         now,
     )?;
     tx.commit()?;

@@ -193,22 +193,14 @@ fn quarantine(
     letters::queue(
         tx,
         desk,
-        LetterSpec {
-            template: "quarantine",
-            case_id: None,
-            reference: "",
-            to_name: &qc.name,
-            to_address: &qc.address,
-            auto_reply: false,
-            auto_submitted: AutoSubmitted::Generated,
-            in_reply_to: None,
-            references: &[],
-            // Keyed by the stored row: QC hears about each mail once.
-            message_id: Some(format!(
-                "quarantine.{row}@{}",
-                desk.config.message_id_domain()
-            )),
-            data: json!({
+        // Keyed by the stored row: QC hears about each mail once.
+        LetterSpec::notice_to_qc(
+            desk,
+            "quarantine",
+            format!("quarantine.{row}"),
+            None,
+            "",
+            json!({
                 "recipient_name": qc.name,
                 "received_date": long_date(desk.calendar.local_date(now)),
                 "message_id": message_id,
@@ -216,7 +208,7 @@ fn quarantine(
                 "subject": header("subject:"),
                 "reason": reason,
             }),
-        },
+        ),
         now,
     )?;
     Ok(())

@@ -30,6 +30,40 @@ pub struct LetterSpec<'a> {
     pub data: Value,
 }
 
+impl<'a> LetterSpec<'a> {
+    /// A notice to the Quality Coordinator about something that happened
+    /// once (`key` names it, e.g. `quarantine.42`): its Message-ID is fixed
+    /// by the key, so QC hears about it once however often it is queued.
+    pub fn notice_to_qc(
+        desk: &'a Desk,
+        template: &'a str,
+        key: String,
+        case_id: Option<i64>,
+        reference: &'a str,
+        data: Value,
+    ) -> Self {
+        let qc = &desk.config.staff.quality_coordinator;
+        let mut data = data;
+        if let Value::Object(map) = &mut data {
+            map.entry("recipient_name")
+                .or_insert_with(|| Value::String(qc.name.clone()));
+        }
+        LetterSpec {
+            template,
+            case_id,
+            reference,
+            to_name: &qc.name,
+            to_address: &qc.address,
+            auto_reply: false,
+            auto_submitted: AutoSubmitted::Generated,
+            in_reply_to: None,
+            references: &[],
+            message_id: Some(format!("{key}@{}", desk.config.message_id_domain())),
+            data,
+        }
+    }
+}
+
 /// Dates as letters show them: "Friday 18 December 2026".
 pub fn long_date(date: NaiveDate) -> String {
     crate::core::text::uk_long_date(date)

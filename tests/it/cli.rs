@@ -568,11 +568,7 @@ fn run_opens_the_store_and_stops_on_sigterm_without_leaking_secrets() {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     std::thread::sleep(std::time::Duration::from_millis(300));
-    let status = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("kill");
-    assert!(status.success());
+    assert!(crate::support::sigterm(child.id()), "kill -TERM");
     let out = child.wait_with_output().expect("wait");
     let err = stderr(&out);
     assert!(out.status.success(), "{err}");

@@ -265,6 +265,16 @@ pub fn append(stack: &MailStack, user: &str, raw: &[u8]) {
     });
 }
 
+/// Sends SIGTERM (through the shell's builtin `kill`, so no procps is
+/// needed); true when it was delivered.
+pub fn sigterm(pid: u32) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("kill -TERM {pid}")])
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
 /// A running `redress run` against a stack, killed on drop.
 pub struct Daemon {
     pub child: std::process::Child,
@@ -307,9 +317,7 @@ impl Daemon {
 
     /// SIGTERM and wait; returns whether it exited cleanly.
     pub fn stop(mut self) -> bool {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
+        let _ = sigterm(self.child.id());
         self.child.wait().map(|s| s.success()).unwrap_or(false)
     }
 }

@@ -9,8 +9,10 @@
 //! (b) Drain time of a backlog of M mails APPENDed before the daemon starts,
 //!     next to a bare IMAP FETCH of the same mails (target: within 2x).
 //!
+//! (c) The intake pipeline alone, no servers: the daemon's own share.
+//!
 //! Sizes: REDRESS_BENCH_LATENCY (default 200), REDRESS_BENCH_BACKLOG
-//! (default 10000).
+//! (default 10000); REDRESS_BENCH_ONLY=pipeline|latency|drain runs one part.
 
 #[path = "../tests/it/support.rs"]
 #[allow(dead_code)]
@@ -171,6 +173,45 @@ fn drain(m: usize) {
     daemon.stop();
 }
 
+/// (c) The intake pipeline alone (parse, classify, match, decide, commit,
+/// render and queue three letters) into a real SQLite file, no servers: the
+/// daemon's own share of the drain.
+fn pipeline(m: usize) {
+    use redress::service::intake::{process, Arrival};
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let path = tmp.path().join("bench.sqlite");
+    let env = vec![("REDRESS_STORE_PATH".to_string(), path.display().to_string())];
+    let cfg =
+        redress::config::parse_str(&support::example_config(), "bench", &env).expect("config");
+    let mut store = Store::open(&path).expect("store");
+    let desk = redress::service::Desk::new(cfg, &mut store).expect("desk");
+    let now = "2026-11-23T10:00:00Z".parse().expect("now");
+    let mails: Vec<Vec<u8>> = (0..m)
+        .map(|i| {
+            let who = format!("p{i}@example.net");
+            complaint(
+                "P",
+                &who,
+                &format!("Pipeline {i}"),
+                &format!("pipe-{i}@example.net"),
+                "",
+                "Waiting.\r\n",
+            )
+        })
+        .collect();
+    let t = Instant::now();
+    for raw in &mails {
+        process(&mut store, &desk, raw, &Arrival::default(), now).expect("process");
+    }
+    let took = t.elapsed();
+    println!(
+        "intake pipeline alone, {m} complaints (each: a case, 3 letters queued): {:.2} s ({:.0} mails/s, {:.0} us each)",
+        took.as_secs_f64(),
+        m as f64 / took.as_secs_f64(),
+        took.as_secs_f64() * 1e6 / m as f64
+    );
+}
+
 fn main() {
     // `cargo bench` passes --bench; `cargo test --benches` passes nothing
     // useful: only run when asked to bench.
@@ -178,6 +219,14 @@ fn main() {
         println!("intake benchmark: run with `cargo bench --bench intake`");
         return;
     }
-    latency(env_usize("REDRESS_BENCH_LATENCY", 200));
-    drain(env_usize("REDRESS_BENCH_BACKLOG", 10_000));
+    let only = std::env::var("REDRESS_BENCH_ONLY").unwrap_or_default();
+    if only.is_empty() || only == "pipeline" {
+        pipeline(env_usize("REDRESS_BENCH_BACKLOG", 10_000));
+    }
+    if only.is_empty() || only == "latency" {
+        latency(env_usize("REDRESS_BENCH_LATENCY", 200));
+    }
+    if only.is_empty() || only == "drain" {
+        drain(env_usize("REDRESS_BENCH_BACKLOG", 10_000));
+    }
 }

@@ -170,11 +170,8 @@ impl Store {
     pub fn checkpoint(&self, folder: &str) -> anyhow::Result<Option<(u32, u32)>> {
         Ok(self
             .conn
-            .query_row(
-                "SELECT uidvalidity, last_uid FROM imap_checkpoints WHERE folder = ?1",
-                params![folder],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
+            .prepare_cached("SELECT uidvalidity, last_uid FROM imap_checkpoints WHERE folder = ?1")?
+            .query_row(params![folder], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?)
     }
 }
@@ -208,11 +205,8 @@ pub fn store_raw(
     now: DateTime<Utc>,
 ) -> anyhow::Result<RawStored> {
     let existing: Option<(i64, Option<String>)> = tx
-        .query_row(
-            "SELECT id, processed_at FROM messages WHERE message_id = ?1",
-            params![message_id],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
+        .prepare_cached("SELECT id, processed_at FROM messages WHERE message_id = ?1")?
+        .query_row(params![message_id], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
     if let Some((id, processed)) = existing {
         return Ok(RawStored::Duplicate {
@@ -220,9 +214,8 @@ pub fn store_raw(
             processed: processed.is_some(),
         });
     }
-    tx.execute(
-        "INSERT INTO messages (direction, message_id, raw, synthetic_id, folder, uidvalidity, uid, received_at)
-         VALUES ('in', ?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    tx.prepare_cached("INSERT INTO messages (direction, message_id, raw, synthetic_id, folder, uidvalidity, uid, received_at)
+         VALUES ('in', ?1, ?2, ?3, ?4, ?5, ?6, ?7)")?.execute(
         params![message_id, raw, synthetic, source.folder, source.uidvalidity, source.uid, ts(now)],
     )?;
     Ok(RawStored::New(tx.last_insert_rowid()))
@@ -252,11 +245,10 @@ pub fn message_processed(
     f: &MessageFacts,
     now: DateTime<Utc>,
 ) -> anyhow::Result<()> {
-    tx.execute(
-        "UPDATE messages SET case_id = ?2, in_reply_to = ?3, refs = ?4, from_address = ?5, from_name = ?6,
+    tx.prepare_cached("UPDATE messages SET case_id = ?2, in_reply_to = ?3, refs = ?4, from_address = ?5, from_name = ?6,
                 reply_to = ?7, to_addresses = ?8, cc_addresses = ?9, subject = ?10, sent_date = ?11,
                 body_text = ?12, classification = ?13, processed_at = ?14
-         WHERE id = ?1",
+         WHERE id = ?1")?.execute(
         params![
             id,
             f.case_id,
@@ -286,8 +278,7 @@ pub fn add_attachment(
     size: u64,
     oversize: bool,
 ) -> anyhow::Result<()> {
-    tx.execute(
-        "INSERT INTO attachments (message_id, filename, content_type, size, oversize) VALUES (?1, ?2, ?3, ?4, ?5)",
+    tx.prepare_cached("INSERT INTO attachments (message_id, filename, content_type, size, oversize) VALUES (?1, ?2, ?3, ?4, ?5)")?.execute(
         params![message, filename, content_type, size as i64, oversize],
     )?;
     Ok(())
@@ -300,8 +291,7 @@ pub fn quarantine(
     reason: &str,
     now: DateTime<Utc>,
 ) -> anyhow::Result<()> {
-    tx.execute(
-        "UPDATE messages SET quarantine_reason = ?2, classification = 'quarantined', processed_at = ?3 WHERE id = ?1",
+    tx.prepare_cached("UPDATE messages SET quarantine_reason = ?2, classification = 'quarantined', processed_at = ?3 WHERE id = ?1")?.execute(
         params![id, reason, ts(now)],
     )?;
     Ok(())
@@ -310,22 +300,16 @@ pub fn quarantine(
 /// A case's id by reference.
 pub fn case_id(tx: &Connection, reference: &str) -> anyhow::Result<Option<i64>> {
     Ok(tx
-        .query_row(
-            "SELECT id FROM cases WHERE reference = ?1",
-            params![reference],
-            |r| r.get(0),
-        )
+        .prepare_cached("SELECT id FROM cases WHERE reference = ?1")?
+        .query_row(params![reference], |r| r.get(0))
         .optional()?)
 }
 
 /// Whether `address` takes part in the case.
 pub fn is_participant(tx: &Connection, case_id: i64, address: &str) -> anyhow::Result<bool> {
     Ok(tx
-        .query_row(
-            "SELECT 1 FROM participants WHERE case_id = ?1 AND address = ?2",
-            params![case_id, address.to_ascii_lowercase()],
-            |_| Ok(()),
-        )
+        .prepare_cached("SELECT 1 FROM participants WHERE case_id = ?1 AND address = ?2")?
+        .query_row(params![case_id, address.to_ascii_lowercase()], |_| Ok(()))
         .optional()?
         .is_some())
 }
@@ -338,10 +322,10 @@ pub fn add_participant(
     name: &str,
     role: &str,
 ) -> anyhow::Result<()> {
-    tx.execute(
+    tx.prepare_cached(
         "INSERT OR IGNORE INTO participants (case_id, address, name, role) VALUES (?1, ?2, ?3, ?4)",
-        params![case_id, address.to_ascii_lowercase(), name, role],
-    )?;
+    )?
+    .execute(params![case_id, address.to_ascii_lowercase(), name, role])?;
     Ok(())
 }
 
@@ -349,14 +333,13 @@ pub fn add_participant(
 pub fn case_by_message_ids(tx: &Connection, ids: &[&str]) -> anyhow::Result<Option<i64>> {
     for id in ids {
         let found: Option<i64> = tx
-            .query_row(
+            .prepare_cached(
                 "SELECT case_id FROM messages WHERE message_id = ?1 AND case_id IS NOT NULL
                  UNION ALL
                  SELECT case_id FROM outbox WHERE message_id = ?1 AND case_id IS NOT NULL
                  LIMIT 1",
-                params![id],
-                |r| r.get(0),
-            )
+            )?
+            .query_row(params![id], |r| r.get(0))
             .optional()?;
         if found.is_some() {
             return Ok(found);
@@ -371,8 +354,7 @@ pub fn auto_replies_since(
     address: &str,
     since: DateTime<Utc>,
 ) -> anyhow::Result<u32> {
-    Ok(tx.query_row(
-        "SELECT COUNT(*) FROM outbox WHERE recipient = ?1 AND auto_reply = 1 AND created_at > ?2",
+    Ok(tx.prepare_cached("SELECT COUNT(*) FROM outbox WHERE recipient = ?1 AND auto_reply = 1 AND created_at > ?2")?.query_row(
         params![address.to_ascii_lowercase(), ts(since)],
         |r| r.get(0),
     )?)
@@ -386,11 +368,8 @@ pub fn event_since(
     since: DateTime<Utc>,
 ) -> anyhow::Result<bool> {
     Ok(tx
-        .query_row(
-            "SELECT 1 FROM events WHERE kind = ?1 AND actor = ?2 AND at > ?3 LIMIT 1",
-            params![kind, actor, ts(since)],
-            |_| Ok(()),
-        )
+        .prepare_cached("SELECT 1 FROM events WHERE kind = ?1 AND actor = ?2 AND at > ?3 LIMIT 1")?
+        .query_row(params![kind, actor, ts(since)], |_| Ok(()))
         .optional()?
         .is_some())
 }
@@ -398,11 +377,9 @@ pub fn event_since(
 /// The id the next outbox row will get (for its Message-ID; called inside
 /// the transaction that inserts it).
 pub fn next_outbox_id(tx: &Transaction) -> anyhow::Result<i64> {
-    Ok(
-        tx.query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM outbox", [], |r| {
-            r.get(0)
-        })?,
-    )
+    Ok(tx
+        .prepare_cached("SELECT COALESCE(MAX(id), 0) + 1 FROM outbox")?
+        .query_row([], |r| r.get(0))?)
 }
 
 /// A message to send, fixed when queued.
@@ -421,9 +398,8 @@ pub struct NewOutbox<'a> {
 /// Queues a message. A Message-ID already queued is not queued twice
 /// (returns false): notices keyed by what they report go out once.
 pub fn queue_outbox(tx: &Transaction, m: &NewOutbox, now: DateTime<Utc>) -> anyhow::Result<bool> {
-    let n = tx.execute(
-        "INSERT OR IGNORE INTO outbox (id, case_id, kind, message_id, recipient, auto_reply, subject, raw, created_at, next_attempt_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)",
+    let n = tx.prepare_cached("INSERT OR IGNORE INTO outbox (id, case_id, kind, message_id, recipient, auto_reply, subject, raw, created_at, next_attempt_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)")?.execute(
         params![
             m.id,
             m.case_id,
@@ -448,10 +424,8 @@ pub fn set_deadline(
     now: DateTime<Utc>,
 ) -> anyhow::Result<()> {
     cancel_deadline(tx, case_id, kind, now)?;
-    tx.execute(
-        "INSERT INTO deadlines (case_id, kind, due_at) VALUES (?1, ?2, ?3)",
-        params![case_id, kind, ts(due)],
-    )?;
+    tx.prepare_cached("INSERT INTO deadlines (case_id, kind, due_at) VALUES (?1, ?2, ?3)")?
+        .execute(params![case_id, kind, ts(due)])?;
     Ok(())
 }
 
@@ -462,8 +436,7 @@ pub fn cancel_deadline(
     kind: &str,
     now: DateTime<Utc>,
 ) -> anyhow::Result<()> {
-    tx.execute(
-        "UPDATE deadlines SET cancelled_at = ?3 WHERE case_id = ?1 AND kind = ?2 AND fired_at IS NULL AND cancelled_at IS NULL",
+    tx.prepare_cached("UPDATE deadlines SET cancelled_at = ?3 WHERE case_id = ?1 AND kind = ?2 AND fired_at IS NULL AND cancelled_at IS NULL")?.execute(
         params![case_id, kind, ts(now)],
     )?;
     Ok(())
@@ -476,11 +449,10 @@ pub fn update_case_state(
     c: &crate::core::case::Case,
     now: DateTime<Utc>,
 ) -> anyhow::Result<()> {
-    tx.execute(
-        "UPDATE cases SET stage = ?2, status = ?3, stage_opened_at = ?4, acknowledged_at = ?5, target_date = ?6,
+    tx.prepare_cached("UPDATE cases SET stage = ?2, status = ?3, stage_opened_at = ?4, acknowledged_at = ?5, target_date = ?6,
                 hold_since = ?7, hold_reason = ?8, hold_until = ?9, escalation_rung = ?10, outcome = ?11,
                 resolved_at = ?12, updated_at = ?13
-         WHERE id = ?1",
+         WHERE id = ?1")?.execute(
         params![
             case_id,
             c.stage.0,
@@ -507,20 +479,15 @@ pub fn secret(
     fresh: impl FnOnce() -> anyhow::Result<Vec<u8>>,
 ) -> anyhow::Result<Vec<u8>> {
     let existing: Option<String> = tx
-        .query_row(
-            "SELECT value FROM settings WHERE name = ?1",
-            params![name],
-            |r| r.get(0),
-        )
+        .prepare_cached("SELECT value FROM settings WHERE name = ?1")?
+        .query_row(params![name], |r| r.get(0))
         .optional()?;
     if let Some(hex_value) = existing {
         return hex::decode(hex_value).context("the stored secret is not hex");
     }
     let value = fresh()?;
-    tx.execute(
-        "INSERT INTO settings (name, value) VALUES (?1, ?2)",
-        params![name, hex::encode(&value)],
-    )?;
+    tx.prepare_cached("INSERT INTO settings (name, value) VALUES (?1, ?2)")?
+        .execute(params![name, hex::encode(&value)])?;
     Ok(value)
 }
 
@@ -562,8 +529,7 @@ impl Store {
 
     /// When the next unsent row is due.
     pub fn next_outbox_due(&self) -> anyhow::Result<Option<DateTime<Utc>>> {
-        let next: Option<String> = self.conn.query_row(
-            "SELECT MIN(next_attempt_at) FROM outbox WHERE sent_at IS NULL AND failed_at IS NULL",
+        let next: Option<String> = self.conn.prepare_cached("SELECT MIN(next_attempt_at) FROM outbox WHERE sent_at IS NULL AND failed_at IS NULL")?.query_row(
             [],
             |r| r.get(0),
         )?;
@@ -573,20 +539,17 @@ impl Store {
     /// Counts an attempt before it is made (so a crash mid-send still
     /// counts it).
     pub fn outbox_attempt(&self, id: i64) -> anyhow::Result<()> {
-        self.conn.execute(
-            "UPDATE outbox SET attempts = attempts + 1 WHERE id = ?1",
-            params![id],
-        )?;
+        self.conn
+            .prepare_cached("UPDATE outbox SET attempts = attempts + 1 WHERE id = ?1")?
+            .execute(params![id])?;
         Ok(())
     }
 
     /// Marks a row sent (after the server's 250) and logs it on the case.
     pub fn outbox_sent(&mut self, row: &PendingOutbox, now: DateTime<Utc>) -> anyhow::Result<()> {
         let tx = self.transaction()?;
-        tx.execute(
-            "UPDATE outbox SET sent_at = ?2, last_error = NULL WHERE id = ?1",
-            params![row.id, ts(now)],
-        )?;
+        tx.prepare_cached("UPDATE outbox SET sent_at = ?2, last_error = NULL WHERE id = ?1")?
+            .execute(params![row.id, ts(now)])?;
         if let Some(case_id) = row.case_id {
             append_event(
                 &tx,
@@ -603,19 +566,19 @@ impl Store {
 
     /// Schedules another attempt.
     pub fn outbox_retry(&self, id: i64, next: DateTime<Utc>, error: &str) -> anyhow::Result<()> {
-        self.conn.execute(
-            "UPDATE outbox SET next_attempt_at = ?2, last_error = ?3 WHERE id = ?1",
-            params![id, ts(next), error],
-        )?;
+        self.conn
+            .prepare_cached(
+                "UPDATE outbox SET next_attempt_at = ?2, last_error = ?3 WHERE id = ?1",
+            )?
+            .execute(params![id, ts(next), error])?;
         Ok(())
     }
 
     /// Marks a row failed for good.
     pub fn outbox_failed(&self, id: i64, now: DateTime<Utc>, error: &str) -> anyhow::Result<()> {
-        self.conn.execute(
-            "UPDATE outbox SET failed_at = ?2, last_error = ?3 WHERE id = ?1",
-            params![id, ts(now), error],
-        )?;
+        self.conn
+            .prepare_cached("UPDATE outbox SET failed_at = ?2, last_error = ?3 WHERE id = ?1")?
+            .execute(params![id, ts(now), error])?;
         Ok(())
     }
 
@@ -638,9 +601,8 @@ pub fn set_checkpoint(
     last_uid: u32,
     now: DateTime<Utc>,
 ) -> anyhow::Result<()> {
-    tx.execute(
-        "INSERT INTO imap_checkpoints (folder, uidvalidity, last_uid, updated_at) VALUES (?1, ?2, ?3, ?4)
-         ON CONFLICT (folder) DO UPDATE SET uidvalidity = ?2, last_uid = ?3, updated_at = ?4",
+    tx.prepare_cached("INSERT INTO imap_checkpoints (folder, uidvalidity, last_uid, updated_at) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (folder) DO UPDATE SET uidvalidity = ?2, last_uid = ?3, updated_at = ?4")?.execute(
         params![folder, uidvalidity, last_uid, ts(now)],
     )?;
     Ok(())
@@ -669,17 +631,14 @@ pub fn insert_case(
     now: DateTime<Utc>,
 ) -> anyhow::Result<(i64, CaseRef)> {
     let year = new.received_at.year();
-    let seq: u32 = tx.query_row(
-        "SELECT COALESCE(MAX(seq), 0) + 1 FROM cases WHERE year = ?1",
-        params![year],
-        |r| r.get(0),
-    )?;
+    let seq: u32 = tx
+        .prepare_cached("SELECT COALESCE(MAX(seq), 0) + 1 FROM cases WHERE year = ?1")?
+        .query_row(params![year], |r| r.get(0))?;
     let reference = CaseRef::new(new.prefix, year, seq);
-    tx.execute(
-        "INSERT INTO cases (reference, year, seq, stage, status, complainant_name, complainant_email,
+    tx.prepare_cached("INSERT INTO cases (reference, year, seq, stage, status, complainant_name, complainant_email,
                             complainant_phone, reply_address, subject, department, received_at,
                             stage_opened_at, target_date, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, 'open', ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11, ?12, ?13, ?13)",
+         VALUES (?1, ?2, ?3, ?4, 'open', ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11, ?12, ?13, ?13)")?.execute(
         params![
             reference.as_str(),
             year,
@@ -697,8 +656,7 @@ pub fn insert_case(
         ],
     )?;
     let id = tx.last_insert_rowid();
-    tx.execute(
-        "INSERT INTO participants (case_id, address, name, role) VALUES (?1, ?2, ?3, 'complainant')",
+    tx.prepare_cached("INSERT INTO participants (case_id, address, name, role) VALUES (?1, ?2, ?3, 'complainant')")?.execute(
         params![id, new.complainant_email.to_ascii_lowercase(), new.complainant_name],
     )?;
     Ok((id, reference))
@@ -713,10 +671,10 @@ pub fn append_event(
     kind: &str,
     detail: &serde_json::Value,
 ) -> anyhow::Result<()> {
-    tx.execute(
+    tx.prepare_cached(
         "INSERT INTO events (case_id, at, actor, kind, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![case_id, ts(at), actor, kind, detail.to_string()],
-    )?;
+    )?
+    .execute(params![case_id, ts(at), actor, kind, detail.to_string()])?;
     Ok(())
 }
 

@@ -14,6 +14,7 @@
 use super::case::CaseRef;
 use super::message::Inbound;
 use regex::Regex;
+use std::sync::LazyLock;
 
 /// A case found by a token, as the store knows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,14 +77,23 @@ pub fn decide(facts: &ThreadFacts) -> ThreadDecision {
 /// Case tokens with our prefix in the subject and in plus-addresses of the
 /// complaints address among the recipients, in that order, without repeats.
 pub fn case_tokens(m: &Inbound, prefix: &str, complaints_address: &str) -> Vec<CaseRef> {
-    let pattern = format!(r"(?i)\b{}-\d{{4}}-\d{{4,}}\b", regex::escape(prefix));
-    let Ok(re) = Regex::new(&pattern) else {
+    // Any PREFIX-YYYY-NNNN, compiled once; only our prefix counts
+    // ("XOPP-2026-0001" is not ours, "re-OPP-2026-0001" is).
+    static TOKEN: LazyLock<Option<Regex>> =
+        LazyLock::new(|| Regex::new(r"(?i)\b([A-Z0-9][A-Z0-9-]*?)-(\d{4})-(\d{4,})\b").ok());
+    let Some(re) = TOKEN.as_ref() else {
         return Vec::new();
     };
+    let upper = prefix.to_ascii_uppercase();
+    let dashed = format!("-{upper}");
     let mut out: Vec<CaseRef> = Vec::new();
     let mut push = |text: &str| {
-        for hit in re.find_iter(text) {
-            if let Some(r) = CaseRef::parse(hit.as_str()) {
+        for c in re.captures_iter(text) {
+            let found = c[1].to_ascii_uppercase();
+            if found != upper && !found.ends_with(&dashed) {
+                continue;
+            }
+            if let Some(r) = CaseRef::parse(&format!("{upper}-{}-{}", &c[2], &c[3])) {
                 if !out.contains(&r) {
                     out.push(r);
                 }

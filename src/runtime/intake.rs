@@ -38,6 +38,10 @@ const MAX_BACKOFF: Duration = Duration::from_secs(300);
 pub struct IntakeShared {
     /// Woken after mail was committed (the outbox has work).
     pub outbox: Notify,
+    /// True while a backlog of more than one batch is being stored: the
+    /// outbox holds back until it is all committed (storing every complaint
+    /// comes first; the letters follow seconds later).
+    pub backlog: std::sync::atomic::AtomicBool,
 }
 
 /// A jittered exponential back-off: 1 s, 2 s, 4 s ... capped, each +-50 %.
@@ -287,7 +291,7 @@ async fn drain(
     session: &mut Session,
     folder: &str,
     uidvalidity: u32,
-    mut last: u32,
+    last: u32,
     mark: &Mark,
     token: &CancellationToken,
 ) -> anyhow::Result<u32> {
@@ -299,6 +303,51 @@ async fn drain(
         .filter(|u| *u > last)
         .collect();
     uids.sort_unstable();
+    let backlog = uids.len() > FETCH_BATCH;
+    if backlog {
+        tracing::info!(
+            count = uids.len(),
+            "storing a backlog of mail first; letters follow"
+        );
+        shared
+            .backlog
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+    let result = drain_chunks(
+        desk,
+        store,
+        shared,
+        session,
+        folder,
+        uidvalidity,
+        last,
+        &uids,
+        mark,
+        token,
+    )
+    .await;
+    if backlog {
+        shared
+            .backlog
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+        shared.outbox.notify_one();
+    }
+    result
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn drain_chunks(
+    desk: &Desk,
+    store: &mut Store,
+    shared: &IntakeShared,
+    session: &mut Session,
+    folder: &str,
+    uidvalidity: u32,
+    mut last: u32,
+    uids: &[u32],
+    mark: &Mark,
+    token: &CancellationToken,
+) -> anyhow::Result<u32> {
     for chunk in uids.chunks(FETCH_BATCH) {
         let set = chunk
             .iter()

@@ -154,6 +154,14 @@ pub async fn run(
     let mut pauses = 0u32;
     let mut reachable: Option<bool> = None;
     loop {
+        if wake.backlog.load(std::sync::atomic::Ordering::SeqCst) {
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                _ = wake.outbox.notified() => {}
+                _ = token.cancelled() => break,
+            }
+            continue;
+        }
         let now = crate::clock::now();
         let mut pause = None;
         match tick(&mut store, &desk, &transport, now).await {

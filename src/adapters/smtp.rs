@@ -20,8 +20,11 @@ pub type Transport = AsyncSmtpTransport<Tokio1Executor>;
 pub enum SendOutcome {
     /// The server said 250: the message is its responsibility now.
     Sent,
-    /// Try again later (4xx, connection trouble).
+    /// The server refused this message for now (4xx): try it again later.
     Retry(String),
+    /// The server could not be reached or the connection failed: every
+    /// message would fail the same way, so wait before trying any.
+    Unreachable(String),
     /// The server refused it for good (5xx).
     Failed(String),
 }
@@ -98,7 +101,8 @@ pub async fn send_raw(t: &Transport, from: &str, to: &[&str], raw: &[u8]) -> Sen
     match t.send_raw(&envelope, raw).await {
         Ok(_) => SendOutcome::Sent,
         Err(e) if e.is_permanent() => SendOutcome::Failed(plain_smtp_error(&e)),
-        Err(e) => SendOutcome::Retry(plain_smtp_error(&e)),
+        Err(e) if e.is_transient() => SendOutcome::Retry(plain_smtp_error(&e)),
+        Err(e) => SendOutcome::Unreachable(plain_smtp_error(&e)),
     }
 }
 

@@ -61,21 +61,25 @@ pub async fn tick(
             &row.raw,
         )
         .await;
-        match outcome {
+        match outcome.clone() {
             SendOutcome::Sent => {
                 store.outbox_sent(&row, now)?;
                 report.sent += 1;
                 tracing::info!(kind = %row.kind, to = %row.recipient, message_id = %row.message_id, "sent");
             }
-            SendOutcome::Retry(error) => {
+            SendOutcome::Retry(error) | SendOutcome::Unreachable(error) => {
                 let created: DateTime<Utc> = row.created_at.parse().unwrap_or(now);
+                let unreachable = matches!(outcome, SendOutcome::Unreachable(_));
                 if now - created > GIVE_UP_AFTER {
                     fail(store, desk, &row, &error, now)?;
                     report.failed += 1;
                 } else {
+                    tracing::debug!(kind = %row.kind, to = %row.recipient, error, "will try again");
                     store.outbox_retry(row.id, now + retry_delay(row.attempts), &error)?;
                     report.retried += 1;
-                    // One unreachable server fails every row the same way:
+                }
+                if unreachable {
+                    // An unreachable server fails every row the same way:
                     // stop here and let the loop pause.
                     report.unreachable = Some(error);
                     break;

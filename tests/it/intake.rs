@@ -693,3 +693,51 @@ fn polling_works_without_idle_and_a_uidvalidity_change_processes_nothing_twice()
     assert_eq!(stack.mailbox("ivy@example.net").len(), 3);
     assert!(daemon.stop());
 }
+
+#[test]
+fn refused_letters_are_retried_or_reported_and_never_block_the_others() {
+    let stack = MailStack::start();
+    let store = stack.path().join("redress.sqlite");
+    let _daemon = Daemon::start(&stack, &store, &[]);
+    // The MTA refuses mail to "reject-..." for good and to "tempfail-..."
+    // for now (scripts/mailstack's test hooks).
+    for (who, id) in [
+        ("reject-kim@example.net", "rf-1@example.net"),
+        ("tempfail-lee@example.net", "rf-2@example.net"),
+        ("mo@example.net", "rf-3@example.net"),
+    ] {
+        stack.deliver(
+            who,
+            "complaints@opp.example",
+            &complaint("X", who, "Refusals", id, "", "Hello.\r\n"),
+        );
+    }
+    // A refusal for one address delays nobody else.
+    stack.wait_for("mo@example.net", 1, 30, |m| {
+        m.contains("We have received your complaint")
+    });
+    // A permanent refusal is given up at once, and QC is told (once).
+    let told = stack.wait_for("quality@opp.example", 1, 30, |m| {
+        m.contains("could not be delivered")
+    });
+    assert!(told[0].contains("reject-kim@example.net"), "{}", told[0]);
+    wait_store(&store, 20, "the refused rows recorded", |s| {
+        count(s, "SELECT COUNT(*) FROM outbox WHERE recipient = 'reject-kim@example.net' AND failed_at IS NOT NULL") == 1
+            && count(s, "SELECT COUNT(*) FROM outbox WHERE recipient = 'tempfail-lee@example.net' AND attempts >= 1") == 1
+    });
+    let s = Store::open(&store).expect("store");
+    // A temporary refusal waits for another attempt; it is not failed.
+    assert_eq!(
+        count(&s, "SELECT COUNT(*) FROM outbox WHERE recipient = 'tempfail-lee@example.net' AND failed_at IS NULL AND sent_at IS NULL AND last_error LIKE '%450%'"),
+        1
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(
+        stack
+            .mailbox("quality@opp.example")
+            .iter()
+            .filter(|m| m.contains("could not be delivered"))
+            .count(),
+        1
+    );
+}

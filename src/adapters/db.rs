@@ -314,6 +314,19 @@ pub fn is_participant(tx: &Connection, case_id: i64, address: &str) -> anyhow::R
         .is_some())
 }
 
+/// The latest case, not closed, whose complainant is `address`.
+pub fn open_case_of(tx: &Connection, address: &str) -> anyhow::Result<Option<i64>> {
+    if address.is_empty() {
+        return Ok(None);
+    }
+    Ok(tx
+        .prepare_cached(
+            "SELECT id FROM cases WHERE complainant_email = ?1 AND status != 'closed' ORDER BY id DESC LIMIT 1",
+        )?
+        .query_row(params![address.to_ascii_lowercase()], |r| r.get(0))
+        .optional()?)
+}
+
 /// Adds a participant (no-op when already there).
 pub fn add_participant(
     tx: &Transaction,

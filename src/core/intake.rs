@@ -6,8 +6,9 @@
 //!   Coordinator is told once.
 //! - A human mail that matches a case joins it; no second acknowledgement.
 //! - A robot (auto-reply, bounce, list, our own mail) never changes a case
-//!   and is never answered: it is recorded on the case it refers to, or kept
-//!   on its own when it refers to none.
+//!   and is never answered: it is recorded on the case it refers to, else on
+//!   its sender's open case (an out-of-office reply from a complainant that
+//!   quotes nothing), else kept on its own.
 //!
 //! Also the routing of a new case to a department. Pure.
 
@@ -23,6 +24,9 @@ pub struct SenderFacts {
     pub auto_replies_last_day: u32,
     /// Whether QC was already told about this sender's cap in that window.
     pub cap_notice_sent: bool,
+    /// The sender's latest open case as complainant, if any: where an
+    /// out-of-office reply that quotes nothing is recorded.
+    pub open_case: Option<i64>,
 }
 
 /// The decision.
@@ -52,7 +56,13 @@ pub fn decide(
             case_id: *case_id,
             robot,
         },
-        (true, ThreadDecision::NewCase { .. }) => IntakeDecision::RecordOnly,
+        (true, ThreadDecision::NewCase { .. }) => match sender.open_case {
+            Some(case_id) => IntakeDecision::AddToCase {
+                case_id,
+                robot: true,
+            },
+            None => IntakeDecision::RecordOnly,
+        },
         (false, ThreadDecision::NewCase { .. }) => {
             let under_cap = sender.auto_replies_last_day < cap;
             IntakeDecision::OpenCase {
@@ -132,6 +142,17 @@ mod tests {
             decide(&robot, &NEW, SenderFacts::default(), 3),
             IntakeDecision::RecordOnly
         );
+        let complainant = SenderFacts {
+            open_case: Some(8),
+            ..SenderFacts::default()
+        };
+        assert_eq!(
+            decide(&robot, &NEW, complainant, 3),
+            IntakeDecision::AddToCase {
+                case_id: 8,
+                robot: true
+            }
+        );
         let attach = ThreadDecision::Attach {
             case_id: 4,
             by: crate::core::threading::MatchedBy::References,
@@ -158,6 +179,7 @@ mod tests {
         let at_cap = SenderFacts {
             auto_replies_last_day: 3,
             cap_notice_sent: false,
+            open_case: None,
         };
         assert_eq!(
             decide(&human, &NEW, at_cap, 3),

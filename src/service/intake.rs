@@ -260,6 +260,11 @@ fn decide_and_commit(
             &reply_to,
             now - Duration::hours(24),
         )?,
+        open_case: if class.is_robot() {
+            db::open_case_of(tx, m.from_address())?
+        } else {
+            None
+        },
     };
     let decision = intake::decide(&class, &thread, sender, cfg.intake.max_auto_replies_per_day);
     let (case_id, outcome) = match decision {

@@ -280,7 +280,32 @@ fn robots_are_recorded_and_never_answered() {
     stack.wait_for("dave@example.net", 1, 20, |m| {
         m.contains("We have received your complaint")
     });
+    // Dave's out-of-office answers the acknowledgement without quoting it:
+    // recorded on his case, not answered, the case unchanged.
+    stack.deliver(
+        "dave@example.net",
+        "complaints@opp.example",
+        &complaint(
+            "Dave",
+            "dave@example.net",
+            "Out of Office",
+            "ooo-dave@example.net",
+            "Auto-Submitted: auto-replied\r\n",
+            "I am on holiday.\r\n",
+        ),
+    );
+    wait_store(&store, 20, "Dave's out-of-office on his case", |s| {
+        count(s, "SELECT COUNT(*) FROM messages WHERE message_id = 'ooo-dave@example.net' AND case_id IS NOT NULL AND classification = 'auto-reply'") == 1
+    });
     let s = Store::open(&store).expect("store");
+    assert_eq!(
+        count(
+            &s,
+            "SELECT COUNT(*) FROM outbox WHERE recipient = 'dave@example.net'"
+        ),
+        1,
+        "one letter to Dave: the acknowledgement"
+    );
     assert_eq!(
         count(&s, "SELECT COUNT(*) FROM cases"),
         1,

@@ -60,6 +60,8 @@ CREATE TABLE messages (
     uidvalidity        INTEGER,
     uid                INTEGER,
     raw                BLOB    NOT NULL,
+    -- SHA-256 of raw: the same Message-ID with other bytes is another mail.
+    raw_sha256         TEXT    NOT NULL DEFAULT '',
     -- A Message-ID was missing and made from a hash of the raw bytes.
     synthetic_id       INTEGER NOT NULL DEFAULT 0,
     received_at        TEXT    NOT NULL,
@@ -69,7 +71,6 @@ CREATE TABLE messages (
 
 CREATE INDEX messages_case ON messages (case_id);
 CREATE INDEX messages_unprocessed ON messages (id) WHERE processed_at IS NULL;
-CREATE INDEX messages_uid ON messages (folder, uidvalidity, uid);
 
 CREATE TABLE attachments (
     id                 INTEGER PRIMARY KEY,
@@ -79,6 +80,8 @@ CREATE TABLE attachments (
     size               INTEGER NOT NULL,
     oversize           INTEGER NOT NULL DEFAULT 0
 ) STRICT;
+
+CREATE INDEX attachments_message ON attachments (message_id);
 
 -- Everyone on a case: the complainant, staff, others copied in.
 CREATE TABLE participants (

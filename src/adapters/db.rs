@@ -194,30 +194,51 @@ pub enum RawStored {
     Duplicate { id: i64, processed: bool },
 }
 
-/// Stores the raw bytes of an incoming mail unless its Message-ID is
-/// already stored (the dedupe that makes re-fetching safe).
+/// Stores the raw bytes of an incoming mail unless the same mail (same
+/// Message-ID and same bytes) is already stored: the dedupe that makes
+/// re-fetching safe. A different mail that reuses a stored Message-ID is
+/// kept under a derived one (`ID.HASH`), never dropped. `received` is when
+/// the server got it (INTERNALDATE), kept for a later restart.
 pub fn store_raw(
     tx: &Transaction,
     message_id: &str,
     synthetic: bool,
     raw: &[u8],
     source: &Source,
-    now: DateTime<Utc>,
+    received: DateTime<Utc>,
 ) -> anyhow::Result<RawStored> {
-    let existing: Option<(i64, Option<String>)> = tx
-        .prepare_cached("SELECT id, processed_at FROM messages WHERE message_id = ?1")?
-        .query_row(params![message_id], |r| Ok((r.get(0)?, r.get(1)?)))
-        .optional()?;
-    if let Some((id, processed)) = existing {
-        return Ok(RawStored::Duplicate {
-            id,
-            processed: processed.is_some(),
-        });
+    use sha2::Digest as _;
+    let sha = hex::encode(sha2::Sha256::digest(raw));
+    let mut id = message_id.to_string();
+    for _ in 0..2 {
+        let existing: Option<(i64, Option<String>, String)> = tx
+            .prepare_cached(
+                "SELECT id, processed_at, raw_sha256 FROM messages WHERE message_id = ?1",
+            )?
+            .query_row(params![id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .optional()?;
+        match existing {
+            None => break,
+            Some((row, processed, stored_sha)) if stored_sha == sha || stored_sha.is_empty() => {
+                return Ok(RawStored::Duplicate {
+                    id: row,
+                    processed: processed.is_some(),
+                })
+            }
+            Some(_) => {
+                tracing::warn!(
+                    message_id,
+                    "a different mail reuses a stored Message-ID: kept under a derived one"
+                );
+                id = format!("{message_id}.{}", &sha[..12]);
+            }
+        }
     }
-    tx.prepare_cached("INSERT INTO messages (direction, message_id, raw, synthetic_id, folder, uidvalidity, uid, received_at)
-         VALUES ('in', ?1, ?2, ?3, ?4, ?5, ?6, ?7)")?.execute(
-        params![message_id, raw, synthetic, source.folder, source.uidvalidity, source.uid, ts(now)],
-    )?;
+    tx.prepare_cached(
+        "INSERT INTO messages (direction, message_id, raw, raw_sha256, synthetic_id, folder, uidvalidity, uid, received_at)
+         VALUES ('in', ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?
+    .execute(params![id, raw, sha, synthetic, source.folder, source.uidvalidity, source.uid, ts(received)])?;
     Ok(RawStored::New(tx.last_insert_rowid()))
 }
 
@@ -312,6 +333,25 @@ pub fn is_participant(tx: &Connection, case_id: i64, address: &str) -> anyhow::R
         .query_row(params![case_id, address.to_ascii_lowercase()], |_| Ok(()))
         .optional()?
         .is_some())
+}
+
+/// Marks an outbox row failed for good.
+pub fn outbox_failed(
+    tx: &Transaction,
+    id: i64,
+    now: DateTime<Utc>,
+    error: &str,
+) -> anyhow::Result<()> {
+    tx.prepare_cached("UPDATE outbox SET failed_at = ?2, last_error = ?3 WHERE id = ?1")?
+        .execute(params![id, ts(now), error])?;
+    Ok(())
+}
+
+/// A case's reference by id.
+pub fn case_reference(tx: &Connection, case_id: i64) -> anyhow::Result<String> {
+    Ok(tx
+        .prepare_cached("SELECT reference FROM cases WHERE id = ?1")?
+        .query_row(params![case_id], |r| r.get(0))?)
 }
 
 /// The latest case, not closed, whose complainant is `address`.
@@ -411,8 +451,9 @@ pub struct NewOutbox<'a> {
 /// Queues a message. A Message-ID already queued is not queued twice
 /// (returns false): notices keyed by what they report go out once.
 pub fn queue_outbox(tx: &Transaction, m: &NewOutbox, now: DateTime<Utc>) -> anyhow::Result<bool> {
-    let n = tx.prepare_cached("INSERT OR IGNORE INTO outbox (id, case_id, kind, message_id, recipient, auto_reply, subject, raw, created_at, next_attempt_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)")?.execute(
+    let n = tx.prepare_cached("INSERT INTO outbox (id, case_id, kind, message_id, recipient, auto_reply, subject, raw, created_at, next_attempt_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)
+         ON CONFLICT (message_id) DO NOTHING")?.execute(
         params![
             m.id,
             m.case_id,
@@ -587,21 +628,13 @@ impl Store {
         Ok(())
     }
 
-    /// Marks a row failed for good.
-    pub fn outbox_failed(&self, id: i64, now: DateTime<Utc>, error: &str) -> anyhow::Result<()> {
-        self.conn
-            .prepare_cached("UPDATE outbox SET failed_at = ?2, last_error = ?3 WHERE id = ?1")?
-            .execute(params![id, ts(now), error])?;
-        Ok(())
-    }
-
     /// Messages stored but not yet processed (a crash between storing and
     /// deciding): intake finishes them at start.
-    pub fn unprocessed_messages(&self) -> anyhow::Result<Vec<(i64, Vec<u8>)>> {
+    pub fn unprocessed_messages(&self) -> anyhow::Result<Vec<(i64, Vec<u8>, String)>> {
         let mut stmt = self
             .conn
-            .prepare("SELECT id, raw FROM messages WHERE processed_at IS NULL AND direction = 'in' ORDER BY id")?;
-        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            .prepare("SELECT id, raw, received_at FROM messages WHERE processed_at IS NULL AND direction = 'in' ORDER BY id")?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 }

@@ -22,6 +22,7 @@ use mail_parser::{
 };
 use sha2::{Digest, Sha256};
 
+use crate::core::message::clean_line;
 use crate::core::message::{synthetic_message_id, Attachment, Inbound, Mailbox};
 
 /// Why a mail could not be turned into an [`Inbound`].
@@ -78,7 +79,7 @@ pub fn parse(raw: &[u8]) -> Result<Inbound, ParseError> {
         None => ("text/plain".to_string(), None),
     };
 
-    Ok(Inbound {
+    let mut inbound = Inbound {
         message_id,
         message_id_synthetic,
         in_reply_to: ids(msg.in_reply_to()),
@@ -98,7 +99,20 @@ pub fn parse(raw: &[u8]) -> Result<Inbound, ParseError> {
         report_type,
         body_text: body_text(&msg),
         attachments: attachments(&msg),
-    })
+    };
+    // Names and subjects go into letters and notices: no control characters
+    // (an encoded CR/LF must not add lines to a letter), bounded length.
+    inbound.subject = clean_line(&inbound.subject, 500);
+    for mb in inbound
+        .from
+        .iter_mut()
+        .chain(inbound.reply_to.iter_mut())
+        .chain(inbound.to.iter_mut())
+        .chain(inbound.cc.iter_mut())
+    {
+        mb.name = clean_line(&mb.name, 120);
+    }
+    Ok(inbound)
 }
 
 /// Strips what is not part of an RFC 5322 message (a UTF-8 byte order mark,

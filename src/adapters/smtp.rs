@@ -100,6 +100,15 @@ pub async fn send_raw(t: &Transport, from: &str, to: &[&str], raw: &[u8]) -> Sen
     };
     match t.send_raw(&envelope, raw).await {
         Ok(_) => SendOutcome::Sent,
+        // 530/534/535/538: the server refuses *us* (login), not this
+        // message: every row would fail the same way, so wait and retry.
+        Err(e)
+            if e.status().is_some_and(|c| {
+                matches!(c.to_string().as_str(), "530" | "534" | "535" | "538")
+            }) =>
+        {
+            SendOutcome::Unreachable(plain_smtp_error(&e))
+        }
         Err(e) if e.is_permanent() => SendOutcome::Failed(plain_smtp_error(&e)),
         Err(e) if e.is_transient() => SendOutcome::Retry(plain_smtp_error(&e)),
         Err(e) => SendOutcome::Unreachable(plain_smtp_error(&e)),

@@ -75,6 +75,14 @@ impl Classification {
     }
 
     /// The header or value that decided it ("" for a human).
+    /// A robot judged on weak evidence only (a subject phrase, or
+    /// X-Auto-Response-Suppress, which some people's mail clients set):
+    /// such mail must not be dropped without a person looking at it.
+    pub fn is_weak(&self) -> bool {
+        let r = self.reason().to_ascii_lowercase();
+        self.is_robot() && (r.starts_with("subject:") || r.starts_with("x-auto-response-suppress:"))
+    }
+
     pub fn reason(&self) -> &str {
         match self {
             Classification::Human => "",

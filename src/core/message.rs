@@ -99,6 +99,20 @@ pub fn synthetic_message_id(sha256_hex: &str) -> String {
     )
 }
 
+/// One line of display text: control characters (CR, LF, tabs...) become
+/// spaces, runs of spaces one, and at most `max` characters are kept.
+pub fn clean_line(s: &str, max: usize) -> String {
+    let spaced: String = s
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    let mut out = spaced.split_whitespace().collect::<Vec<_>>().join(" ");
+    if out.chars().count() > max {
+        out = out.chars().take(max.saturating_sub(1)).collect::<String>() + "…";
+    }
+    out
+}
+
 /// The domain of a Message-ID (`abc@example.org` -> `example.org`).
 pub fn message_id_domain(id: &str) -> &str {
     id.rsplit_once('@')
@@ -125,6 +139,17 @@ mod tests {
             address: "b@example.net".into(),
         });
         assert_eq!(m.reply_address(), "b@example.net");
+    }
+
+    #[test]
+    fn clean_line_keeps_one_bounded_line() {
+        assert_eq!(
+            clean_line("Jo\r\n\r\nYour refund\tis ready", 100),
+            "Jo Your refund is ready"
+        );
+        assert_eq!(clean_line("  a   b ", 100), "a b");
+        assert_eq!(clean_line("abcdef", 4), "abc…");
+        assert_eq!(clean_line("", 4), "");
     }
 
     #[test]

@@ -101,8 +101,36 @@ pub async fn run(
     tracing::info!("intake stopped");
 }
 
-fn drain_unsolicited(session: &mut Session) {
-    while session.unsolicited_responses.try_recv().is_ok() {}
+/// How long one IMAP command may take before the connection counts as dead
+/// (a half-open connection would otherwise hang intake for ever).
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Runs one IMAP command with [`COMMAND_TIMEOUT`].
+async fn timed<T, E>(
+    what: &str,
+    fut: impl std::future::Future<Output = Result<T, E>>,
+) -> anyhow::Result<T>
+where
+    E: Into<anyhow::Error>,
+{
+    match tokio::time::timeout(COMMAND_TIMEOUT, fut).await {
+        Ok(r) => r.map_err(Into::into).with_context(|| what.to_string()),
+        Err(_) => anyhow::bail!("{what}: no answer within {} s", COMMAND_TIMEOUT.as_secs()),
+    }
+}
+
+/// Empties the queue of untagged responses; true when one announced new
+/// mail (EXISTS/RECENT), which must then be fetched before idling again.
+fn drain_unsolicited(session: &mut Session) -> bool {
+    let mut new_mail = false;
+    while let Ok(r) = session.unsolicited_responses.try_recv() {
+        new_mail |= matches!(
+            r,
+            async_imap::types::UnsolicitedResponse::Exists(_)
+                | async_imap::types::UnsolicitedResponse::Recent(_)
+        );
+    }
+    new_mail
 }
 
 /// One connection's life: returns Ok when cancelled, Err when the
@@ -121,12 +149,9 @@ async fn session(
         s = imap::connect(&cfg.imap, cfg.imap_port()) => s?,
         _ = token.cancelled() => return Ok(()),
     };
-    let caps = session.capabilities().await.context("CAPABILITY")?;
+    let caps = timed("CAPABILITY", session.capabilities()).await?;
     let idle = cfg.imap.idle && caps.has_str("IDLE");
-    let mailbox = session
-        .select(folder)
-        .await
-        .with_context(|| format!("SELECT {folder}"))?;
+    let mailbox = timed(&format!("SELECT {folder}"), session.select(folder)).await?;
     let uidvalidity = mailbox.uid_validity.unwrap_or(0);
     let keywords = mailbox
         .permanent_flags
@@ -172,10 +197,8 @@ async fn session(
             // Whatever is still in the folder up to the checkpoint was processed.
             Mark::Move(_) => format!("UID 1:{last}"),
         };
-        let stale: Vec<u32> = session
-            .uid_search(&query)
-            .await
-            .context("UID SEARCH")?
+        let stale: Vec<u32> = timed("UID SEARCH", session.uid_search(&query))
+            .await?
             .into_iter()
             .collect();
         if !stale.is_empty() {
@@ -183,25 +206,34 @@ async fn session(
         }
     }
     loop {
-        last = drain(
-            desk,
-            store,
-            shared,
-            &mut session,
-            folder,
-            uidvalidity,
-            last,
-            &mark,
-            token,
-        )
-        .await?;
+        // Drain until a round finds nothing and no new mail was announced
+        // meanwhile: an EXISTS seen while fetching must not wait for IDLE.
+        loop {
+            let (new_last, processed) = drain(
+                desk,
+                store,
+                shared,
+                &mut session,
+                folder,
+                uidvalidity,
+                last,
+                &mark,
+                token,
+            )
+            .await?;
+            last = new_last;
+            let announced = drain_unsolicited(&mut session);
+            if (processed == 0 && !announced) || token.is_cancelled() {
+                break;
+            }
+        }
         if token.is_cancelled() {
             session.logout().await.ok();
             return Ok(());
         }
         if idle {
             let mut handle = session.idle();
-            handle.init().await.context("IDLE")?;
+            timed("IDLE", handle.init()).await?;
             let cancelled = {
                 let (wait, _stop) = handle.wait_with_timeout(IDLE_TIMEOUT);
                 tokio::select! {
@@ -209,7 +241,7 @@ async fn session(
                     _ = token.cancelled() => true,
                 }
             };
-            session = handle.done().await.context("IDLE DONE")?;
+            session = timed("IDLE DONE", handle.done()).await?;
             if cancelled {
                 session.logout().await.ok();
                 return Ok(());
@@ -222,9 +254,8 @@ async fn session(
                     return Ok(());
                 }
             }
-            session.noop().await.context("NOOP")?;
+            timed("NOOP", session.noop()).await?;
         }
-        drain_unsolicited(&mut session);
     }
 }
 
@@ -294,11 +325,15 @@ async fn drain(
     last: u32,
     mark: &Mark,
     token: &CancellationToken,
-) -> anyhow::Result<u32> {
-    let mut uids: Vec<u32> = session
-        .uid_search(format!("UID {}:*", last.saturating_add(1)))
-        .await
-        .context("UID SEARCH")?
+) -> anyhow::Result<(u32, usize)> {
+    // In keyword mode, mail already marked done is never taken again, even
+    // when the store was lost or restored from a backup.
+    let query = match mark {
+        Mark::Keyword => format!("UID {}:* UNKEYWORD {DONE_KEYWORD}", last.saturating_add(1)),
+        _ => format!("UID {}:*", last.saturating_add(1)),
+    };
+    let mut uids: Vec<u32> = timed("UID SEARCH", session.uid_search(&query))
+        .await?
         .into_iter()
         .filter(|u| *u > last)
         .collect();
@@ -313,6 +348,7 @@ async fn drain(
             .backlog
             .store(true, std::sync::atomic::Ordering::SeqCst);
     }
+    let processed = uids.len();
     let result = drain_chunks(
         desk,
         store,
@@ -332,7 +368,7 @@ async fn drain(
             .store(false, std::sync::atomic::Ordering::SeqCst);
         shared.outbox.notify_one();
     }
-    result
+    Ok((result?, processed))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -354,25 +390,42 @@ async fn drain_chunks(
             .map(u32::to_string)
             .collect::<Vec<_>>()
             .join(",");
-        let mut fetched: Vec<(u32, Vec<u8>, Option<chrono::DateTime<chrono::Utc>>)> = session
-            .uid_fetch(&set, "(UID INTERNALDATE BODY.PEEK[])")
-            .await
-            .context("UID FETCH")?
-            .try_filter_map(|f| async move {
-                Ok(f.uid.map(|uid| {
-                    (
-                        uid,
-                        f.body().map(<[u8]>::to_vec).unwrap_or_default(),
-                        f.internal_date().map(|d| d.with_timezone(&chrono::Utc)),
-                    )
-                }))
+        // Only answers to this FETCH that carry a body: a server may also
+        // send flag-change FETCH responses (with a UID) at any time.
+        let fetches: Vec<_> = timed("UID FETCH", async {
+            session
+                .uid_fetch(&set, "(UID INTERNALDATE BODY.PEEK[])")
+                .await?
+                .try_collect::<Vec<_>>()
+                .await
+        })
+        .await?;
+        let mut fetched: Vec<(u32, Vec<u8>, Option<chrono::DateTime<chrono::Utc>>)> = fetches
+            .iter()
+            .filter_map(|f| {
+                let uid = f.uid.filter(|u| chunk.contains(u))?;
+                let body = f.body()?;
+                Some((
+                    uid,
+                    body.to_vec(),
+                    f.internal_date().map(|d| d.with_timezone(&chrono::Utc)),
+                ))
             })
-            .try_collect()
-            .await
-            .context("UID FETCH")?;
+            .collect();
         fetched.sort_by_key(|(uid, _, _)| *uid);
+        fetched.dedup_by_key(|(uid, _, _)| *uid);
         let mut done = Vec::with_capacity(fetched.len());
-        for (uid, raw, received) in fetched {
+        let mut stopped = false;
+        for &want in chunk {
+            // A requested UID without a body (expunged meanwhile, or an odd
+            // server answer): stop before it; the next round searches again,
+            // and nothing after it is processed or flagged out of order.
+            let Some(pos) = fetched.iter().position(|(uid, _, _)| *uid == want) else {
+                tracing::debug!(uid = want, "no body in the FETCH answer; searching again");
+                stopped = true;
+                break;
+            };
+            let (uid, raw, received) = fetched.swap_remove(pos);
             let arrival = Arrival {
                 source: Source {
                     folder,
@@ -390,12 +443,9 @@ async fn drain_chunks(
             shared.outbox.notify_one();
         }
         if !done.is_empty() {
-            mark.apply(session, &done)
-                .await
-                .context("marking processed mail")?;
+            timed("marking processed mail", mark.apply(session, &done)).await?;
         }
-        drain_unsolicited(session);
-        if token.is_cancelled() {
+        if stopped || token.is_cancelled() {
             break;
         }
     }

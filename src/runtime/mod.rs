@@ -54,6 +54,9 @@ pub async fn run(config: Config, token: CancellationToken) -> anyhow::Result<()>
         open_cases,
         "redress started"
     );
+    // A transport that cannot be built (bad TLS settings, CA file) is a
+    // start-up error, not letters queued for ever.
+    let transport = crate::adapters::smtp::transport(&desk.config.smtp, desk.config.smtp_port())?;
     let shared = Arc::new(intake::IntakeShared::default());
     let intake_task = tokio::spawn(intake::run(
         desk.clone(),
@@ -63,6 +66,7 @@ pub async fn run(config: Config, token: CancellationToken) -> anyhow::Result<()>
     ));
     let outbox_task = tokio::spawn(outbox::run(
         desk.clone(),
+        transport,
         Store::open(&path)?,
         shared.clone(),
         token.clone(),

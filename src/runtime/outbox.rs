@@ -11,7 +11,7 @@
 //! still failing after [`GIVE_UP_AFTER`] and permanent failures (5xx) are
 //! marked failed and the Quality Coordinator is told once.
 
-use crate::adapters::db::{PendingOutbox, Store};
+use crate::adapters::db::{self, PendingOutbox, Store};
 use crate::adapters::smtp::{self, SendOutcome, Transport};
 use crate::service::letters::{self, LetterSpec};
 use crate::service::Desk;
@@ -70,7 +70,9 @@ pub async fn tick(
             SendOutcome::Retry(error) | SendOutcome::Unreachable(error) => {
                 let created: DateTime<Utc> = row.created_at.parse().unwrap_or(now);
                 let unreachable = matches!(outcome, SendOutcome::Unreachable(_));
-                if now - created > GIVE_UP_AFTER {
+                // Time while the server could not be reached does not count
+                // against a letter: only a server that keeps refusing it.
+                if !unreachable && now - created > GIVE_UP_AFTER {
                     fail(store, desk, &row, &error, now)?;
                     report.failed += 1;
                 } else {
@@ -102,23 +104,19 @@ fn fail(
     now: DateTime<Utc>,
 ) -> anyhow::Result<()> {
     tracing::warn!(kind = %row.kind, to = %row.recipient, error, "giving up on a letter");
-    store.outbox_failed(row.id, now, error)?;
+    let reference = match row.case_id {
+        Some(id) => db::case_reference(store.conn(), id)?,
+        None => String::new(),
+    };
+    // The failure and the notice about it commit together.
+    let tx = store.transaction()?;
+    db::outbox_failed(&tx, row.id, now, error)?;
     // Notices to QC that fail are only logged: telling QC about failing to
     // tell QC would loop.
     if matches!(row.kind.as_str(), "send-failed" | "quarantine") {
+        tx.commit()?;
         return Ok(());
     }
-    let reference: String = match row.case_id {
-        Some(id) => {
-            store
-                .conn()
-                .query_row("SELECT reference FROM cases WHERE id = ?1", [id], |r| {
-                    r.get(0)
-                })?
-        }
-        None => String::new(),
-    };
-    let tx = store.transaction()?;
     letters::queue(
         &tx,
         desk,
@@ -143,18 +141,11 @@ fn fail(
 /// Runs until `token` is cancelled.
 pub async fn run(
     desk: Arc<Desk>,
+    transport: Transport,
     mut store: Store,
     wake: Arc<super::intake::IntakeShared>,
     token: CancellationToken,
 ) {
-    let transport = match smtp::transport(&desk.config.smtp, desk.config.smtp_port()) {
-        Ok(t) => t,
-        Err(e) => {
-            tracing::error!("SMTP: {e:#}; the outbox cannot send");
-            token.cancelled().await;
-            return;
-        }
-    };
     let mut pauses = 0u32;
     let mut reachable: Option<bool> = None;
     loop {

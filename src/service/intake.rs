@@ -74,7 +74,8 @@ pub fn process(
     };
     let stored = {
         let tx = store.transaction()?;
-        let stored = db::store_raw(&tx, &message_id, synthetic, raw, &arrival.source, now)?;
+        let received = arrival.received.filter(|r| *r <= now).unwrap_or(now);
+        let stored = db::store_raw(&tx, &message_id, synthetic, raw, &arrival.source, received)?;
         if let RawStored::Duplicate {
             processed: true, ..
         } = stored
@@ -104,6 +105,11 @@ pub fn process(
                     tx.commit()?;
                     return Ok(p);
                 }
+                Ok(Err(e)) if is_transient_store_error(&e) => {
+                    // The store is busy or the disk is full: nothing is
+                    // flagged, and the mail is taken again on the next round.
+                    return Err(e);
+                }
                 Ok(Err(e)) => {
                     drop(tx);
                     format!("could not be handled: {e:#}")
@@ -125,6 +131,22 @@ pub fn process(
     Ok(Processed::Quarantined { reason: outcome })
 }
 
+/// Whether an error is the store's passing trouble (busy, locked, disk full)
+/// rather than something about the mail.
+fn is_transient_store_error(e: &anyhow::Error) -> bool {
+    use rusqlite::ErrorCode::*;
+    e.chain()
+        .any(|c| match c.downcast_ref::<rusqlite::Error>() {
+            Some(rusqlite::Error::SqliteFailure(f, _)) => {
+                matches!(
+                    f.code,
+                    DatabaseBusy | DatabaseLocked | DiskFull | SystemIoFailure | CannotOpen
+                )
+            }
+            _ => false,
+        })
+}
+
 /// Finishes rows stored by an earlier run that stopped before deciding.
 pub fn finish_unprocessed(
     store: &mut Store,
@@ -132,8 +154,12 @@ pub fn finish_unprocessed(
     now: DateTime<Utc>,
 ) -> anyhow::Result<usize> {
     let rows = store.unprocessed_messages()?;
-    for (_, raw) in &rows {
-        process(store, desk, raw, &Arrival::default(), now)?;
+    for (_, raw, received) in &rows {
+        let arrival = Arrival {
+            received: received.parse().ok(),
+            ..Arrival::default()
+        };
+        process(store, desk, raw, &arrival, now)?;
     }
     Ok(rows.len())
 }
@@ -218,15 +244,14 @@ fn quarantine(
 fn thread_facts(tx: &Transaction, desk: &Desk, m: &Inbound) -> anyhow::Result<ThreadFacts> {
     let cfg = &desk.config;
     let mut facts = ThreadFacts::default();
-    let senders = [m.from_address(), m.reply_address()];
     for reference in
         threading::case_tokens(m, &cfg.organisation.reference_prefix, &cfg.mailbox.address)
     {
         if let Some(case_id) = db::case_id(tx, reference.as_str())? {
-            let mut participant = false;
-            for s in senders.iter().filter(|s| !s.is_empty()) {
-                participant |= db::is_participant(tx, case_id, s)?;
-            }
+            // From only: Reply-To is the sender's to choose, so it proves
+            // nothing about who is writing.
+            let participant =
+                !m.from_address().is_empty() && db::is_participant(tx, case_id, m.from_address())?;
             facts.token_case = Some(TokenCase {
                 case_id,
                 reference,
@@ -287,11 +312,7 @@ fn decide_and_commit(
             )
         }
         IntakeDecision::AddToCase { case_id, robot } => {
-            let reference: String = tx.query_row(
-                "SELECT reference FROM cases WHERE id = ?1",
-                [case_id],
-                |r| r.get(0),
-            )?;
+            let reference = db::case_reference(tx, case_id)?;
             let kind = if robot {
                 "robot-message"
             } else if desk.is_staff(m.from_address()) {
@@ -299,10 +320,6 @@ fn decide_and_commit(
             } else {
                 "message-received"
             };
-            if !robot && !m.from_address().is_empty() && !desk.is_staff(m.from_address()) {
-                let name = m.from.as_ref().map(|f| f.name.as_str()).unwrap_or("");
-                db::add_participant(tx, case_id, m.from_address(), name, "correspondent")?;
-            }
             db::append_event(
                 tx,
                 Some(case_id),

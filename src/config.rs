@@ -503,7 +503,25 @@ pub fn parse_str(
     env: &[(String, String)],
 ) -> Result<Config, ConfigError> {
     let mut doc: toml::Table = text.parse().map_err(|e: toml::de::Error| {
-        ConfigError::one(origin, format!("not valid TOML: {}", e.to_string().trim()))
+        // The position and the message, not toml's quote of the line: that
+        // line may hold a password.
+        let at = e
+            .span()
+            .map(|span| {
+                let before = text.get(..span.start).unwrap_or(text);
+                let line = before.matches('\n').count() + 1;
+                let col = before
+                    .rsplit('\n')
+                    .next()
+                    .map(|l| l.chars().count() + 1)
+                    .unwrap_or(1);
+                format!(" at line {line}, column {col}")
+            })
+            .unwrap_or_default();
+        ConfigError::one(
+            origin,
+            format!("not valid TOML{at}: {}", e.message().trim()),
+        )
     })?;
     let overridden = apply_env(&mut doc, env).map_err(|p| ConfigError::one(origin, p))?;
     let config: Config =
@@ -653,17 +671,26 @@ fn apply_env(
         let table = table_at_mut(doc, &path)
             .ok_or_else(|| format!("{var}: `{}` is not a table", path.join(".")))?;
         let key = format!("key `{}.{key_rest}` (set by {var})", path.join("."));
+        // A secret's value is never repeated in an error.
+        let shown = if ["password", "secret", "token"]
+            .iter()
+            .any(|w| key_rest.contains(w))
+        {
+            "the value".to_string()
+        } else {
+            format!("{value:?}")
+        };
         let new_value = match table.get(&key_rest) {
             Some(toml::Value::Integer(_)) => value
                 .trim()
                 .parse::<i64>()
                 .map(toml::Value::Integer)
-                .map_err(|_| format!("{key}: {value:?} is not a whole number"))?,
+                .map_err(|_| format!("{key}: {shown} is not a whole number"))?,
             Some(toml::Value::Boolean(_)) => value
                 .trim()
                 .parse::<bool>()
                 .map(toml::Value::Boolean)
-                .map_err(|_| format!("{key}: {value:?} is not true or false"))?,
+                .map_err(|_| format!("{key}: {shown} is not true or false"))?,
             Some(toml::Value::Array(_)) | Some(toml::Value::Table(_)) => {
                 let wrapped = format!("v = {value}");
                 let mut t: toml::Table = wrapped
@@ -1233,7 +1260,13 @@ mod tests {
     #[test]
     fn not_toml_is_a_clear_error() {
         let p = problems("[imap\nhost = ", &[]);
-        assert!(p[0].starts_with("not valid TOML"), "{p:?}");
+        assert!(p[0].starts_with("not valid TOML at line 1"), "{p:?}");
+        // The offending line is not quoted: it may hold a password.
+        let p = problems("[imap]\npassword = \"hunter2-secret\" x\n", &[]);
+        assert!(
+            p[0].contains("line 2") && !p[0].contains("hunter2"),
+            "{p:?}"
+        );
     }
 
     #[test]

@@ -33,10 +33,13 @@ pub struct SenderFacts {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum IntakeDecision {
     /// Open a new case; `acknowledge` is false past the reply cap, when
-    /// `tell_qc_cap` says whether to tell QC now.
+    /// `tell_qc_cap` says whether to tell QC now. `doubtful` is set when the
+    /// mail looked automatic on weak evidence only: a case without an
+    /// acknowledgement, and QC is told why.
     OpenCase {
         acknowledge: bool,
         tell_qc_cap: bool,
+        doubtful: Option<String>,
     },
     /// Add the mail to an existing case. `robot` mail is recorded only.
     AddToCase { case_id: i64, robot: bool },
@@ -61,6 +64,11 @@ pub fn decide(
                 case_id,
                 robot: true,
             },
+            None if class.is_weak() => IntakeDecision::OpenCase {
+                acknowledge: false,
+                tell_qc_cap: false,
+                doubtful: Some(class.reason().to_string()),
+            },
             None => IntakeDecision::RecordOnly,
         },
         (false, ThreadDecision::NewCase { .. }) => {
@@ -68,6 +76,7 @@ pub fn decide(
             IntakeDecision::OpenCase {
                 acknowledge: under_cap,
                 tell_qc_cap: !under_cap && !sender.cap_notice_sent,
+                doubtful: None,
             }
         }
     }
@@ -135,13 +144,24 @@ mod tests {
             decide(&human, &NEW, SenderFacts::default(), 3),
             IntakeDecision::OpenCase {
                 acknowledge: true,
-                tell_qc_cap: false
+                tell_qc_cap: false,
+                doubtful: None
             }
         );
         assert_eq!(
             decide(&robot, &NEW, SenderFacts::default(), 3),
             IntakeDecision::RecordOnly
         );
+        // A subject alone is weak evidence: a case, no acknowledgement.
+        let weak = Classification::AutoReply("Subject: Absence".into());
+        assert!(matches!(
+            decide(&weak, &NEW, SenderFacts::default(), 3),
+            IntakeDecision::OpenCase {
+                acknowledge: false,
+                doubtful: Some(_),
+                ..
+            }
+        ));
         let complainant = SenderFacts {
             open_case: Some(8),
             ..SenderFacts::default()
@@ -185,7 +205,8 @@ mod tests {
             decide(&human, &NEW, at_cap, 3),
             IntakeDecision::OpenCase {
                 acknowledge: false,
-                tell_qc_cap: true
+                tell_qc_cap: true,
+                doubtful: None
             }
         );
         let told = SenderFacts {
@@ -196,7 +217,8 @@ mod tests {
             decide(&human, &NEW, told, 3),
             IntakeDecision::OpenCase {
                 acknowledge: false,
-                tell_qc_cap: false
+                tell_qc_cap: false,
+                doubtful: None
             }
         );
     }

@@ -296,18 +296,28 @@ fn decide_and_commit(
         IntakeDecision::OpenCase {
             acknowledge,
             tell_qc_cap,
+            doubtful,
         } => {
             let noted = match &thread {
                 ThreadDecision::NewCase { noted_reference } => noted_reference.clone(),
                 ThreadDecision::Attach { .. } => None,
             };
-            let (id, reference) =
-                open_case(tx, desk, m, received, now, acknowledge, tell_qc_cap, noted)?;
+            let (id, reference, acknowledged) = open_case(
+                tx,
+                desk,
+                m,
+                received,
+                now,
+                acknowledge,
+                tell_qc_cap,
+                noted,
+                doubtful,
+            )?;
             (
                 Some(id),
                 Processed::Opened {
                     reference: reference.to_string(),
-                    acknowledged: acknowledge,
+                    acknowledged,
                 },
             )
         }
@@ -445,7 +455,8 @@ fn open_case(
     acknowledge: bool,
     tell_qc_cap: bool,
     noted_reference: Option<CaseRef>,
-) -> anyhow::Result<(i64, CaseRef)> {
+    doubtful: Option<String>,
+) -> anyhow::Result<(i64, CaseRef, bool)> {
     let cfg = &desk.config;
     let department = intake::route(m, &desk.routing, cfg.default_department()).to_string();
     let stage = desk
@@ -460,7 +471,11 @@ fn open_case(
     // No usable address: the case is opened all the same, nobody can be
     // acknowledged, and staff are told so.
     let can_reply = crate::adapters::outgoing::is_sendable(&reply_address);
-    let held_note = if !can_reply {
+    let held_note = if let Some(reason) = &doubtful {
+        Some(format!(
+            "No acknowledgement was sent: the mail looks automatic ({reason}), but only on weak evidence. Please check it, and reply by hand if it is a real complaint."
+        ))
+    } else if !can_reply {
         Some(format!(
             "No acknowledgement was sent: the mail has no address to reply to ({reply_address:?}). Please contact the complainant another way."
         ))
@@ -473,7 +488,7 @@ fn open_case(
         None
     };
     let capped = tell_qc_cap;
-    let tell_qc_cap = tell_qc_cap || !can_reply;
+    let tell_qc_cap = tell_qc_cap || !can_reply || doubtful.is_some();
     let acknowledge = acknowledge && can_reply;
     let (case_id, reference) = db::insert_case(
         tx,
@@ -641,5 +656,5 @@ fn open_case(
         transition.case = ack.case;
     }
     db::update_case_state(tx, case_id, &transition.case, now)?;
-    Ok((case_id, reference))
+    Ok((case_id, reference, acknowledged))
 }

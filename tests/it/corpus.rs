@@ -318,8 +318,13 @@ fn corpus_goes_through_the_whole_intake_pipeline() {
         .unwrap_or_else(|e| panic!("{rel}: intake failed: {e:#}"));
         let class = expected.get(rel.as_str()).copied().unwrap_or("?");
         match outcome {
-            Processed::Opened { .. } => {
-                assert_eq!(class, "human", "{rel} opened a case but is {class}");
+            Processed::Opened { acknowledged, .. } => {
+                // A robot on weak evidence alone (a subject phrase) opens a
+                // case for QC to look at, but is never acknowledged.
+                assert!(
+                    class == "human" || !acknowledged,
+                    "{rel} is {class} and was acknowledged"
+                );
                 opened += 1;
             }
             Processed::Joined { .. } => joined += 1,

@@ -1,10 +1,11 @@
 //! The functional core: every decision redress makes, as pure functions of
 //! plain facts.
 //!
-//! Nothing under `core` does I/O or reads the clock: no tokio, rusqlite,
-//! lettre, async-imap, mail-parser or handlebars, no `std::fs`, `std::net`
-//! or `Utc::now()`. Callers pass `now`. A test (`tests/it/purity.rs`) fails
-//! the build if that boundary is crossed.
+//! Nothing under `core` does I/O or reads the clock: none of the I/O
+//! crates (tokio, rusqlite, lettre, async-imap, mail-parser, handlebars), no
+//! file, network or process access, no reading of the system clock. Callers
+//! pass `now`. A test (`tests/it/purity.rs`) fails the suite if that
+//! boundary is crossed.
 
 pub mod calendar;
 pub mod case;

@@ -72,9 +72,10 @@ pub fn process(
             true,
         ),
     };
+    // The receipt time is the server's INTERNALDATE (never in the future).
+    let received = arrival.received.filter(|r| *r <= now).unwrap_or(now);
     let stored = {
         let tx = store.transaction()?;
-        let received = arrival.received.filter(|r| *r <= now).unwrap_or(now);
         let stored = db::store_raw(&tx, &message_id, synthetic, raw, &arrival.source, received)?;
         if let RawStored::Duplicate {
             processed: true, ..
@@ -90,7 +91,6 @@ pub fn process(
     let row = match stored {
         RawStored::New(id) | RawStored::Duplicate { id, .. } => id,
     };
-    let received = arrival.received.filter(|r| *r <= now).unwrap_or(now);
     let outcome = match parsed {
         Ok(Ok(m)) => {
             let tx = store.transaction()?;

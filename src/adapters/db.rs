@@ -335,6 +335,110 @@ pub fn is_participant(tx: &Connection, case_id: i64, address: &str) -> anyhow::R
         .is_some())
 }
 
+/// Marks a row sent (after the server's 250) and logs it on the case.
+pub fn outbox_sent(
+    tx: &Transaction,
+    row: &PendingOutbox,
+    now: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    tx.prepare_cached("UPDATE outbox SET sent_at = ?2, last_error = NULL WHERE id = ?1")?
+        .execute(params![row.id, ts(now)])?;
+    if let Some(case_id) = row.case_id {
+        append_event(
+            tx,
+            Some(case_id),
+            now,
+            "redress",
+            "letter-sent",
+            &serde_json::json!({"kind": row.kind, "to": row.recipient, "message_id": row.message_id}),
+        )?;
+    }
+    Ok(())
+}
+
+/// A case as the state machine sees it.
+pub fn load_case(tx: &Connection, case_id: i64) -> anyhow::Result<crate::core::case::Case> {
+    use crate::core::case::{Case, CaseRef, Hold, Outcome, Status};
+    use crate::core::procedure::StageName;
+    let instant = |s: Option<String>| -> anyhow::Result<Option<DateTime<Utc>>> {
+        s.map(|t| {
+            t.parse::<DateTime<Utc>>()
+                .with_context(|| format!("stored time {t:?}"))
+        })
+        .transpose()
+    };
+    let date = |s: Option<String>| -> anyhow::Result<Option<NaiveDate>> {
+        s.map(|t| {
+            t.parse::<NaiveDate>()
+                .with_context(|| format!("stored date {t:?}"))
+        })
+        .transpose()
+    };
+    type Row = (
+        String,
+        String,
+        String,
+        String,
+        String,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        u8,
+        Option<String>,
+        Option<String>,
+    );
+    let r: Row = tx
+        .prepare_cached(
+            "SELECT reference, stage, status, received_at, stage_opened_at, acknowledged_at, target_date,
+                    hold_since, hold_reason, hold_until, escalation_rung, outcome, resolved_at
+             FROM cases WHERE id = ?1",
+        )?
+        .query_row(params![case_id], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+                r.get(6)?,
+                r.get(7)?,
+                r.get(8)?,
+                r.get(9)?,
+                r.get(10)?,
+                r.get(11)?,
+                r.get(12)?,
+            ))
+        })?;
+    let hold = match instant(r.7)? {
+        Some(since) => Some(Hold {
+            since,
+            reason: r.8.unwrap_or_default(),
+            until: date(r.9)?,
+        }),
+        None => None,
+    };
+    Ok(Case {
+        reference: CaseRef::parse(&r.0).with_context(|| format!("stored reference {:?}", r.0))?,
+        stage: StageName(r.1),
+        status: r.2.parse::<Status>()?,
+        received_at: instant(Some(r.3))?.unwrap_or_default(),
+        stage_opened_at: instant(Some(r.4))?.unwrap_or_default(),
+        acknowledged_at: instant(r.5)?,
+        target_date: date(r.6)?,
+        hold,
+        escalation_rung: r.10,
+        outcome: r
+            .11
+            .map(|o| o.parse::<Outcome>())
+            .transpose()
+            .map_err(anyhow::Error::msg)?,
+        resolved_at: instant(r.12)?,
+    })
+}
+
 /// Marks an outbox row failed for good.
 pub fn outbox_failed(
     tx: &Transaction,
@@ -596,25 +700,6 @@ impl Store {
         self.conn
             .prepare_cached("UPDATE outbox SET attempts = attempts + 1 WHERE id = ?1")?
             .execute(params![id])?;
-        Ok(())
-    }
-
-    /// Marks a row sent (after the server's 250) and logs it on the case.
-    pub fn outbox_sent(&mut self, row: &PendingOutbox, now: DateTime<Utc>) -> anyhow::Result<()> {
-        let tx = self.transaction()?;
-        tx.prepare_cached("UPDATE outbox SET sent_at = ?2, last_error = NULL WHERE id = ?1")?
-            .execute(params![row.id, ts(now)])?;
-        if let Some(case_id) = row.case_id {
-            append_event(
-                &tx,
-                Some(case_id),
-                now,
-                "redress",
-                "letter-sent",
-                &serde_json::json!({"kind": row.kind, "to": row.recipient, "message_id": row.message_id}),
-            )?;
-        }
-        tx.commit()?;
         Ok(())
     }
 
@@ -911,6 +996,32 @@ mod tests {
         drop(store);
         let err = Store::open(&path).err().expect("refused");
         assert!(format!("{err:#}").contains("newer"), "{err:#}");
+    }
+
+    #[test]
+    fn a_case_state_round_trips() {
+        use crate::core::case::{Hold, Outcome, Status};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut store = Store::open(&dir.path().join("s.sqlite")).expect("open");
+        let now = utc("2026-11-23T10:00:00Z");
+        let tx = store.transaction().expect("tx");
+        let (id, _) =
+            insert_case(&tx, &new_case("a@example.net", "2026-11-23T10:00:00Z"), now).expect("a");
+        let mut case = load_case(&tx, id).expect("load");
+        assert_eq!(case.status, Status::Open);
+        assert_eq!(case.target_date, "2026-12-21".parse().ok());
+        case.status = Status::OnHold;
+        case.hold = Some(Hold {
+            since: now,
+            reason: "investigator away".into(),
+            until: "2026-12-01".parse().ok(),
+        });
+        case.escalation_rung = 2;
+        case.outcome = Some(Outcome::PartlyUpheld);
+        case.acknowledged_at = Some(now);
+        update_case_state(&tx, id, &case, now).expect("update");
+        assert_eq!(load_case(&tx, id).expect("reload"), case);
+        tx.commit().expect("commit");
     }
 
     #[test]

@@ -63,7 +63,7 @@ pub async fn tick(
         .await;
         match outcome.clone() {
             SendOutcome::Sent => {
-                store.outbox_sent(&row, now)?;
+                letters::mark_sent(store, desk, &row, now)?;
                 report.sent += 1;
                 tracing::info!(kind = %row.kind, to = %row.recipient, message_id = %row.message_id, "sent");
             }

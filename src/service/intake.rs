@@ -17,7 +17,7 @@ use super::Desk;
 use crate::adapters::db::{self, MessageFacts, NewCase, RawStored, Source, Store};
 use crate::adapters::mail_parse;
 use crate::adapters::outgoing::AutoSubmitted;
-use crate::core::case::{self, CaseRef, Context, Effect, Event, Letter};
+use crate::core::case::{self, CaseRef, Context, Effect, Letter};
 use crate::core::classify::{classify, Classification};
 use crate::core::intake::{self, IntakeDecision, SenderFacts};
 use crate::core::message::{synthetic_message_id, Inbound};
@@ -513,7 +513,7 @@ fn open_case(
         procedure: &desk.procedure,
         calendar: &desk.calendar,
     };
-    let mut transition = case::open(reference.clone(), received, &ctx)?;
+    let transition = case::open(reference.clone(), received, &ctx)?;
     db::append_event(
         tx,
         Some(case_id),
@@ -634,26 +634,10 @@ fn open_case(
                 }
             }
             Effect::NotifyStaff { .. } => {}
-            Effect::SetDeadline { kind, due } => {
-                db::set_deadline(tx, case_id, &kind.as_key(), due, now)?
-            }
-            Effect::CancelDeadlines(kinds) => {
-                for k in kinds {
-                    db::cancel_deadline(tx, case_id, &k.as_key(), now)?;
-                }
+            e @ (Effect::SetDeadline { .. } | Effect::CancelDeadlines(_)) => {
+                letters::apply_deadline_effects(tx, case_id, std::slice::from_ref(&e), now)?
             }
         }
-    }
-    if acknowledged {
-        let ack = case::apply(&transition.case, &Event::Acknowledged, now, &ctx)?;
-        for effect in &ack.effects {
-            if let Effect::CancelDeadlines(kinds) = effect {
-                for k in kinds {
-                    db::cancel_deadline(tx, case_id, &k.as_key(), now)?;
-                }
-            }
-        }
-        transition.case = ack.case;
     }
     db::update_case_state(tx, case_id, &transition.case, now)?;
     Ok((case_id, reference, acknowledged))

@@ -3,8 +3,9 @@
 //! all inside the caller's transaction. Mail leaves only through the outbox.
 
 use super::Desk;
-use crate::adapters::db::{self, NewOutbox};
+use crate::adapters::db::{self, NewOutbox, PendingOutbox, Store};
 use crate::adapters::outgoing::{self, AutoSubmitted, Outgoing};
+use crate::core::case::{self, Context, Effect, Event};
 use crate::core::token;
 use chrono::{DateTime, NaiveDate, Utc};
 use rusqlite::Transaction;
@@ -28,6 +29,58 @@ pub struct LetterSpec<'a> {
     /// A fixed Message-ID (notices that must go once); else one is made.
     pub message_id: Option<String>,
     pub data: Value,
+}
+
+/// Records that the server accepted a letter (its 250), in one
+/// transaction: the row is sent, and an acknowledgement marks its case
+/// acknowledged (the acknowledgement deadline stops only now, so a letter
+/// that never goes out keeps it running).
+pub fn mark_sent(
+    store: &mut Store,
+    desk: &Desk,
+    row: &PendingOutbox,
+    now: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    let tx = store.transaction()?;
+    db::outbox_sent(&tx, row, now)?;
+    if let (Some(case_id), "acknowledgement") = (row.case_id, row.kind.as_str()) {
+        let case = db::load_case(&tx, case_id)?;
+        let ctx = Context {
+            procedure: &desk.procedure,
+            calendar: &desk.calendar,
+        };
+        // A closed case takes no events; the letter is sent all the same.
+        if let Ok(t) = case::apply(&case, &Event::Acknowledged, now, &ctx) {
+            apply_deadline_effects(&tx, case_id, &t.effects, now)?;
+            db::update_case_state(&tx, case_id, &t.case, now)?;
+        }
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+/// Carries out the deadline effects of a transition (the others are
+/// letters, which the caller queues).
+pub fn apply_deadline_effects(
+    tx: &Transaction,
+    case_id: i64,
+    effects: &[Effect],
+    now: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    for effect in effects {
+        match effect {
+            Effect::SetDeadline { kind, due } => {
+                db::set_deadline(tx, case_id, &kind.as_key(), *due, now)?
+            }
+            Effect::CancelDeadlines(kinds) => {
+                for k in kinds {
+                    db::cancel_deadline(tx, case_id, &k.as_key(), now)?;
+                }
+            }
+            Effect::SendLetter(_) | Effect::NotifyStaff { .. } => {}
+        }
+    }
+    Ok(())
 }
 
 impl<'a> LetterSpec<'a> {

@@ -526,12 +526,25 @@ fn the_daemon_rides_out_imap_restarts_and_smtp_outages() {
             "SELECT COUNT(*) FROM outbox WHERE failed_at IS NOT NULL"
         ) == 0
     );
+    // The case counts as acknowledged only once the letter has gone.
+    assert_eq!(
+        count(&s, "SELECT COUNT(*) FROM cases WHERE complainant_email = 'frank@example.net' AND acknowledged_at IS NULL"),
+        1
+    );
     drop(s);
     // ...and goes out when SMTP is back.
     stack.service("start-smtp");
     stack.wait_for("frank@example.net", 1, 90, |m| {
         m.contains("We have received your complaint")
     });
+    wait_store(
+        &store,
+        20,
+        "Frank's case acknowledged once the letter went",
+        |s| {
+            count(s, "SELECT COUNT(*) FROM cases WHERE complainant_email = 'frank@example.net' AND acknowledged_at IS NOT NULL") == 1
+        },
+    );
     let log = daemon.log();
     assert!(
         log.contains("retrying"),

@@ -168,12 +168,16 @@ impl Store {
 
     /// The IMAP checkpoint of a folder: (UIDVALIDITY, last processed UID).
     pub fn checkpoint(&self, folder: &str) -> anyhow::Result<Option<(u32, u32)>> {
-        Ok(self
-            .conn
-            .prepare_cached("SELECT uidvalidity, last_uid FROM imap_checkpoints WHERE folder = ?1")?
-            .query_row(params![folder], |r| Ok((r.get(0)?, r.get(1)?)))
-            .optional()?)
+        checkpoint(&self.conn, folder)
     }
+}
+
+/// The IMAP checkpoint of a folder: (UIDVALIDITY, last processed UID).
+pub fn checkpoint(conn: &Connection, folder: &str) -> anyhow::Result<Option<(u32, u32)>> {
+    Ok(conn
+        .prepare_cached("SELECT uidvalidity, last_uid FROM imap_checkpoints WHERE folder = ?1")?
+        .query_row(params![folder], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?)
 }
 
 /// Where a raw message came from on the IMAP server.

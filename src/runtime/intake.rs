@@ -205,22 +205,19 @@ async fn session(
             mark.apply(&mut session, &stale).await?;
         }
     }
+    let watch = Watch {
+        desk,
+        shared,
+        folder,
+        uidvalidity,
+        mark: &mark,
+        token,
+    };
     loop {
         // Drain until a round finds nothing and no new mail was announced
         // meanwhile: an EXISTS seen while fetching must not wait for IDLE.
         loop {
-            let (new_last, processed) = drain(
-                desk,
-                store,
-                shared,
-                &mut session,
-                folder,
-                uidvalidity,
-                last,
-                &mark,
-                token,
-            )
-            .await?;
+            let (new_last, processed) = drain(&watch, store, &mut session, last).await?;
             last = new_last;
             let announced = drain_unsolicited(&mut session);
             if (processed == 0 && !announced) || token.is_cancelled() {
@@ -313,19 +310,25 @@ impl Mark {
     }
 }
 
-/// Processes every mail above `last`; returns the new last UID.
-#[allow(clippy::too_many_arguments)]
-async fn drain(
-    desk: &Desk,
-    store: &mut Store,
-    shared: &IntakeShared,
-    session: &mut Session,
-    folder: &str,
+/// The folder being watched, and what processing it needs.
+struct Watch<'a> {
+    desk: &'a Desk,
+    shared: &'a IntakeShared,
+    folder: &'a str,
     uidvalidity: u32,
+    mark: &'a Mark,
+    token: &'a CancellationToken,
+}
+
+/// Processes every mail above `last`; returns the new last UID and how many
+/// UIDs the search found.
+async fn drain(
+    w: &Watch<'_>,
+    store: &mut Store,
+    session: &mut Session,
     last: u32,
-    mark: &Mark,
-    token: &CancellationToken,
 ) -> anyhow::Result<(u32, usize)> {
+    let Watch { shared, mark, .. } = *w;
     // In keyword mode, mail already marked done is never taken again, even
     // when the store was lost or restored from a backup.
     let query = match mark {
@@ -349,19 +352,7 @@ async fn drain(
             .store(true, std::sync::atomic::Ordering::SeqCst);
     }
     let processed = uids.len();
-    let result = drain_chunks(
-        desk,
-        store,
-        shared,
-        session,
-        folder,
-        uidvalidity,
-        last,
-        &uids,
-        mark,
-        token,
-    )
-    .await;
+    let result = drain_chunks(w, store, session, last, &uids).await;
     if backlog {
         shared
             .backlog
@@ -371,19 +362,22 @@ async fn drain(
     Ok((result?, processed))
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Fetches, processes and marks `uids` in batches; returns the new last UID.
 async fn drain_chunks(
-    desk: &Desk,
+    w: &Watch<'_>,
     store: &mut Store,
-    shared: &IntakeShared,
     session: &mut Session,
-    folder: &str,
-    uidvalidity: u32,
     mut last: u32,
     uids: &[u32],
-    mark: &Mark,
-    token: &CancellationToken,
 ) -> anyhow::Result<u32> {
+    let Watch {
+        desk,
+        shared,
+        folder,
+        uidvalidity,
+        mark,
+        token,
+    } = *w;
     for chunk in uids.chunks(FETCH_BATCH) {
         let set = chunk
             .iter()

@@ -167,14 +167,7 @@ pub fn finish_unprocessed(
 fn advance_checkpoint(tx: &Transaction, source: &Source, now: DateTime<Utc>) -> anyhow::Result<()> {
     if let (Some(v), Some(uid)) = (source.uidvalidity, source.uid) {
         // Only forward: re-processing an older UID never moves it back.
-        let current: Option<(u32, u32)> = tx
-            .query_row(
-                "SELECT uidvalidity, last_uid FROM imap_checkpoints WHERE folder = ?1",
-                [source.folder],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .ok();
-        let forward = match current {
+        let forward = match db::checkpoint(tx, source.folder)? {
             Some((cv, last)) => cv != v || uid > last,
             None => true,
         };

@@ -62,6 +62,24 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
+/// Every mail file under `dir`: (path relative to `dir`, full path), in
+/// a stable order.
+fn mails(dir: &Path) -> Vec<(String, PathBuf)> {
+    let mut files = Vec::new();
+    walk(dir, &mut files);
+    files
+        .into_iter()
+        .filter_map(|path| {
+            let rel = path
+                .strip_prefix(dir)
+                .expect("under corpus")
+                .to_string_lossy()
+                .replace('\\', "/");
+            is_mail(&rel).then_some((rel, path))
+        })
+        .collect()
+}
+
 /// One file's outcome: (parse "ok"/"error", classification, reason).
 type Outcome = (&'static str, &'static str, String);
 
@@ -86,19 +104,9 @@ fn corpus_parses_classifies_and_matches_golden() {
         return;
     }
 
-    let mut files = Vec::new();
-    walk(&dir, &mut files);
     let mut results: BTreeMap<String, Outcome> = BTreeMap::new();
     let mut panicked = Vec::new();
-    for path in files {
-        let rel = path
-            .strip_prefix(&dir)
-            .expect("under corpus")
-            .to_string_lossy()
-            .replace('\\', "/");
-        if !is_mail(&rel) {
-            continue;
-        }
+    for (rel, path) in mails(&dir) {
         let raw = std::fs::read(&path).unwrap_or_else(|e| panic!("reading {rel}: {e}"));
         match catch_unwind(AssertUnwindSafe(|| run_one(&raw))) {
             Ok(outcome) => {
@@ -298,18 +306,8 @@ fn corpus_goes_through_the_whole_intake_pipeline() {
     let mut store = Store::open(&store_path).expect("store");
     let desk = redress::service::Desk::new(cfg, &mut store).expect("desk");
     let now = "2026-11-23T10:00:00Z".parse().expect("now");
-    let mut files = Vec::new();
-    walk(&dir, &mut files);
     let (mut opened, mut joined, mut robots, mut duplicates, mut quarantined) = (0, 0, 0, 0, 0);
-    for path in files {
-        let rel = path
-            .strip_prefix(&dir)
-            .expect("under corpus")
-            .to_string_lossy()
-            .replace('\\', "/");
-        if !is_mail(&rel) {
-            continue;
-        }
+    for (rel, path) in mails(&dir) {
         let raw = std::fs::read(&path).expect("read");
         let outcome = catch_unwind(AssertUnwindSafe(|| {
             process(&mut store, &desk, &raw, &Arrival::default(), now)

@@ -173,6 +173,11 @@ pub struct Organisation {
 pub struct Mailbox {
     /// The complaints address complainants write to.
     pub address: String,
+    /// Staff notifications get a Reply-To of the complaints address with the
+    /// case and its token after a `+` (`complaints+REF.TOKEN@...`): only
+    /// for servers that deliver plus-addresses to the same mailbox.
+    #[serde(default)]
+    pub plus_address_replies: bool,
 }
 
 /// How a connection is secured.
@@ -271,6 +276,9 @@ pub struct CalendarConfig {
     /// working day.
     #[serde(default = "default_cutoff", deserialize_with = "de_hhmm")]
     pub working_day_end: NaiveTime,
+    /// When working time starts (escalation emails wait for it).
+    #[serde(default = "default_day_start", deserialize_with = "de_hhmm")]
+    pub working_day_start: NaiveTime,
     #[serde(default)]
     pub closures: Vec<ClosureConfig>,
     #[serde(default)]
@@ -285,6 +293,7 @@ impl Default for CalendarConfig {
             nation: Nation::default(),
             time_zone: default_tz(),
             working_day_end: default_cutoff(),
+            working_day_start: default_day_start(),
             closures: Vec::new(),
             extra_holidays: Vec::new(),
             bank_holidays_file: None,
@@ -298,6 +307,10 @@ fn default_tz() -> chrono_tz::Tz {
 
 fn default_cutoff() -> NaiveTime {
     NaiveTime::from_hms_opt(17, 0, 0).unwrap_or(NaiveTime::MIN)
+}
+
+fn default_day_start() -> NaiveTime {
+    NaiveTime::from_hms_opt(9, 0, 0).unwrap_or(NaiveTime::MIN)
 }
 
 fn de_hhmm<'de, D: Deserializer<'de>>(d: D) -> Result<NaiveTime, D::Error> {
@@ -321,6 +334,9 @@ pub struct ProcedureConfig {
     /// Each rung of the escalation ladder has this long to respond.
     #[serde(default = "default_escalation_window", deserialize_with = "de_parse")]
     pub escalation_window: Span,
+    /// Escalation emails wait for working time (no 02:00 or Sunday mail).
+    #[serde(default = "default_true")]
+    pub escalate_in_working_time: bool,
     #[serde(default, deserialize_with = "de_parse_opt")]
     pub feedback_after: Option<Span>,
     pub stages: Vec<StageConfig>,
@@ -826,6 +842,13 @@ impl Config {
         if self.store.path.as_os_str().is_empty() {
             p.push("key `store.path`: must not be empty".into());
         }
+        if self.calendar.working_day_start >= self.calendar.working_day_end {
+            p.push(format!(
+                "key `calendar.working_day_start`: {} is not before `working_day_end` {}",
+                self.calendar.working_day_start.format("%H:%M"),
+                self.calendar.working_day_end.format("%H:%M")
+            ));
+        }
         for (i, c) in self.calendar.closures.iter().enumerate() {
             if c.to < c.from {
                 p.push(format!(
@@ -1011,6 +1034,7 @@ impl Config {
             nation: self.calendar.nation,
             time_zone: self.calendar.time_zone,
             cutoff: self.calendar.working_day_end,
+            day_start: self.calendar.working_day_start,
             closures: self
                 .calendar
                 .closures
@@ -1108,6 +1132,7 @@ impl Config {
                 })
                 .collect(),
             escalation_window: self.procedure.escalation_window,
+            escalate_in_working_time: self.procedure.escalate_in_working_time,
             feedback_after: self.procedure.feedback_after,
         }
     }

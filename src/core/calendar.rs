@@ -44,8 +44,11 @@ pub struct CalendarSpec {
     pub nation: Nation,
     pub time_zone: Tz,
     /// Mail received at or after this local time counts from the next working
-    /// day.
+    /// day; working time ends then, too.
     pub cutoff: NaiveTime,
+    /// When working time starts on a working day (escalation emails wait for
+    /// it; working-hour windows count from it).
+    pub day_start: NaiveTime,
     pub closures: Vec<Closure>,
     /// Holidays on top of the built-in bank holidays (config, gov.uk import).
     pub extra_holidays: Vec<NaiveDate>,
@@ -57,6 +60,7 @@ impl Default for CalendarSpec {
             nation: Nation::EnglandAndWales,
             time_zone: chrono_tz::Europe::London,
             cutoff: NaiveTime::from_hms_opt(17, 0, 0).unwrap_or(NaiveTime::MIN),
+            day_start: NaiveTime::from_hms_opt(9, 0, 0).unwrap_or(NaiveTime::MIN),
             closures: Vec::new(),
             extra_holidays: Vec::new(),
         }
@@ -224,6 +228,56 @@ impl WorkingCalendar {
                 }
                 Err(CalendarError::OutOfRange)
             }
+        }
+    }
+
+    /// Whether `at` falls in working time: a working day, from the day's
+    /// start (included) to its end (excluded), local time.
+    pub fn is_working_time(&self, at: DateTime<Utc>) -> bool {
+        let local = at.with_timezone(&self.spec.time_zone);
+        self.is_working_day(local.date_naive())
+            && local.time() >= self.spec.day_start
+            && local.time() < self.spec.cutoff
+    }
+
+    /// `at` itself when it is working time, else the start of the next
+    /// working time (the next working morning).
+    pub fn next_working_time(&self, at: DateTime<Utc>) -> Result<DateTime<Utc>, CalendarError> {
+        if self.is_working_time(at) {
+            return Ok(at);
+        }
+        let local = at.with_timezone(&self.spec.time_zone);
+        let date = local.date_naive();
+        let day = if self.is_working_day(date) && local.time() < self.spec.day_start {
+            date
+        } else {
+            self.next_working_day(date)?
+        };
+        self.resolve_local(day.and_time(self.spec.day_start))
+    }
+
+    /// `hours` working hours after `at`: only working time counts (24
+    /// working hours with a 09:00-17:00 day are three working days). A start
+    /// outside working time counts from the next working morning.
+    pub fn add_working_hours(
+        &self,
+        at: DateTime<Utc>,
+        hours: u32,
+    ) -> Result<DateTime<Utc>, CalendarError> {
+        let mut left = chrono::Duration::hours(i64::from(hours));
+        let mut cur = self.next_working_time(at)?;
+        // Each pass uses up one working day (or ends): bounded by the days
+        // the hours can span, plus the runs of days off between them.
+        loop {
+            let date = cur.with_timezone(&self.spec.time_zone).date_naive();
+            let end = self.resolve_local(date.and_time(self.spec.cutoff))?;
+            let available = end - cur;
+            if left <= available {
+                return Ok(cur + left);
+            }
+            left -= available;
+            let next = self.next_working_day(date)?;
+            cur = self.resolve_local(next.and_time(self.spec.day_start))?;
         }
     }
 

@@ -659,6 +659,7 @@ mod tests {
                 stage("appeal", "48 hours", "1 month", None),
             ],
             escalation_window: Span::Hours(24),
+            escalate_in_working_time: true,
             feedback_after: Some(Span::WorkingDays(15)),
         }
     }

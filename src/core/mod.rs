@@ -12,6 +12,7 @@ pub mod case;
 pub mod classify;
 pub mod holidays;
 pub mod intake;
+pub mod ladder;
 pub mod message;
 pub mod procedure;
 pub mod text;

@@ -17,6 +17,8 @@ use std::str::FromStr;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Span {
     Hours(u32),
+    /// Hours of working time only (see [`WorkingCalendar::add_working_hours`]).
+    WorkingHours(u32),
     WorkingDays(u32),
     CalendarDays(u32),
     Weeks(u32),
@@ -64,6 +66,7 @@ impl Span {
         let local = cal.local_date(start);
         Ok(match *self {
             Span::Hours(h) => Due::At(cal.add_hours(start, h)?),
+            Span::WorkingHours(h) => Due::At(cal.add_working_hours(start, h)?),
             Span::WorkingDays(n) => Due::By(cal.add_working_days(cal.counting_date(start)?, n)?),
             Span::CalendarDays(n) => Due::By(add_days(local, n)?),
             Span::Weeks(n) => Due::By(add_days(local, n.saturating_mul(7))?),
@@ -80,6 +83,12 @@ impl Span {
     ) -> Result<NaiveDate, CalendarError> {
         match *self {
             Span::Hours(h) => add_days(date, h.div_ceil(24)),
+            Span::WorkingHours(h) => {
+                let spec = cal.spec();
+                let day = (spec.cutoff - spec.day_start).num_hours().max(1);
+                let days = (i64::from(h) + day - 1) / day;
+                cal.add_working_days(date, u32::try_from(days).unwrap_or(u32::MAX))
+            }
             Span::WorkingDays(n) => cal.add_working_days(date, n),
             Span::CalendarDays(n) => add_days(date, n),
             Span::Weeks(n) => add_days(date, n.saturating_mul(7)),
@@ -92,6 +101,7 @@ impl fmt::Display for Span {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let (n, unit) = match *self {
             Span::Hours(n) => (n, "hour"),
+            Span::WorkingHours(n) => (n, "working hour"),
             Span::WorkingDays(n) => (n, "working day"),
             Span::CalendarDays(n) => (n, "calendar day"),
             Span::Weeks(n) => (n, "week"),
@@ -102,7 +112,7 @@ impl fmt::Display for Span {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0:?} is not a window: write a number and a unit, e.g. \"48 hours\", \"30 working days\", \"10 days\", \"8 weeks\" or \"1 month\"")]
+#[error("{0:?} is not a window: write a number and a unit, e.g. \"48 hours\", \"24 working hours\", \"30 working days\", \"10 days\", \"8 weeks\" or \"1 month\"")]
 pub struct BadSpan(pub String);
 
 impl FromStr for Span {
@@ -118,6 +128,7 @@ impl FromStr for Span {
         let unit = unit.strip_suffix('s').unwrap_or(&unit);
         Ok(match unit {
             "h" | "hour" | "clock hour" => Span::Hours(n),
+            "wh" | "working hour" | "business hour" => Span::WorkingHours(n),
             "wd" | "working day" | "business day" => Span::WorkingDays(n),
             "d" | "day" | "calendar day" => Span::CalendarDays(n),
             "w" | "week" | "calendar week" => Span::Weeks(n),
@@ -174,6 +185,9 @@ pub struct Procedure {
     pub stages: Vec<Stage>,
     /// Each rung of the internal escalation ladder has this long to respond.
     pub escalation_window: Span,
+    /// Escalation emails go only in working time (they wait for the next
+    /// working morning otherwise).
+    pub escalate_in_working_time: bool,
     /// A feedback request goes to the complainant this long after resolution.
     pub feedback_after: Option<Span>,
 }

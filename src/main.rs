@@ -56,6 +56,23 @@ enum Command {
     /// The complaints tracker.
     #[command(subcommand)]
     Cases(CasesCommand),
+    /// Run the timers once (escalations, holds ending, windows closing) as
+    /// at an instant; with --dry-run, print what would be sent and change
+    /// nothing.
+    Tick {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The instant: local time in the config's time zone
+        /// (2026-12-20T09:00) or with an offset (2026-12-20T09:00:00Z).
+        /// Default: now.
+        #[arg(long)]
+        at: Option<String>,
+        /// Change nothing; print what would be done.
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
 }
 
 #[derive(Args)]
@@ -201,7 +218,74 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Check { config, connect } => check(&config.config, connect),
         Command::Calendar(c) => calendar(c),
         Command::Cases(c) => cases(c),
+        Command::Tick {
+            config,
+            at,
+            dry_run,
+            format,
+        } => tick(&config.config, at.as_deref(), dry_run, format),
     }
+}
+
+/// Reads `--at`: an instant with an offset, or a local time (minutes or
+/// seconds, or a bare date meaning its start) in the calendar's time zone.
+fn parse_at(
+    text: &str,
+    cal: &redress::core::calendar::WorkingCalendar,
+) -> anyhow::Result<chrono::DateTime<chrono::Utc>> {
+    let text = text.trim();
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(text) {
+        return Ok(t.with_timezone(&chrono::Utc));
+    }
+    let local = ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S"]
+        .iter()
+        .find_map(|f| chrono::NaiveDateTime::parse_from_str(text, f).ok())
+        .or_else(|| {
+            chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
+                .ok()
+                .map(|d| d.and_time(chrono::NaiveTime::MIN))
+        });
+    match local {
+        Some(l) => Ok(cal.resolve_local(l)?),
+        None => bail!(
+            "--at {text:?} is not a time: write 2026-12-20T09:00 (local) or 2026-12-20T09:00:00Z"
+        ),
+    }
+}
+
+fn tick(path: &Path, at: Option<&str>, dry_run: bool, format: Format) -> anyhow::Result<ExitCode> {
+    let config: Config = config::load(path)?;
+    let mut store = Store::open(&config.store.path)?;
+    let desk = redress::service::Desk::new(config, &mut store)?;
+    let now = redress::clock::now();
+    let at = match at {
+        Some(t) => parse_at(t, &desk.calendar)?,
+        None => now,
+    };
+    let actions = redress::service::ladder::tick(&mut store, &desk, at, now, dry_run)?;
+    match format {
+        Format::Json => println!("{}", serde_json::to_string_pretty(&actions)?),
+        Format::Table => {
+            println!(
+                "{:<16} {:<8} {:<22} {:<32} {:<20} SUBJECT",
+                "REFERENCE", "ACTION", "KIND", "TO", "AT"
+            );
+            for a in &actions {
+                println!(
+                    "{:<16} {:<8} {:<22} {:<32} {:<20} {}",
+                    a.reference,
+                    a.action,
+                    a.kind,
+                    if a.to.is_empty() { "-" } else { &a.to },
+                    a.at,
+                    a.subject
+                );
+            }
+            let verb = if dry_run { "would be done" } else { "done" };
+            println!("{} action(s) {verb}", actions.len());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn check(path: &Path, connect: bool) -> anyhow::Result<ExitCode> {

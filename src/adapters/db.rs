@@ -83,6 +83,14 @@ impl Store {
     }
 
     /// A write transaction; everything a decision changes is committed in one.
+    /// Changes whenever another connection (another process, or another
+    /// loop of this one) commits: a cheap way to notice the CLI's writes.
+    pub fn data_version(&self) -> anyhow::Result<i64> {
+        Ok(self
+            .conn
+            .pragma_query_value(None, "data_version", |r| r.get(0))?)
+    }
+
     pub fn transaction(&mut self) -> anyhow::Result<Transaction<'_>> {
         Ok(self
             .conn
@@ -811,6 +819,130 @@ pub fn append_event(
     )?
     .execute(params![case_id, ts(at), actor, kind, detail.to_string()])?;
     Ok(())
+}
+
+/// A case's record by row id.
+pub fn case_record(conn: &Connection, case_id: i64) -> anyhow::Result<CaseRecord> {
+    let sql = format!("SELECT {CASE_COLUMNS} FROM cases WHERE id = ?1");
+    Ok(conn
+        .prepare_cached(&sql)?
+        .query_row(params![case_id], case_from_row)?)
+}
+
+/// Moves a case to another department.
+pub fn set_department(
+    tx: &Transaction,
+    case_id: i64,
+    department: &str,
+    now: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    tx.prepare_cached("UPDATE cases SET department = ?2, updated_at = ?3 WHERE id = ?1")?
+        .execute(params![case_id, department, ts(now)])?;
+    Ok(())
+}
+
+/// A case's audit log, oldest first: (at, actor, kind, detail).
+pub fn case_events(
+    conn: &Connection,
+    case_id: i64,
+) -> anyhow::Result<Vec<(String, String, String, serde_json::Value)>> {
+    let mut stmt = conn
+        .prepare_cached("SELECT at, actor, kind, detail FROM events WHERE case_id = ?1 ORDER BY id")?;
+    let rows = stmt.query_map(params![case_id], |r| {
+        let detail: String = r.get(3)?;
+        Ok((
+            r.get(0)?,
+            r.get(1)?,
+            r.get(2)?,
+            serde_json::from_str(&detail).unwrap_or(serde_json::Value::String(detail)),
+        ))
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// The first mail the complainant sent on a case: (Message-ID, text).
+pub fn first_message(conn: &Connection, case_id: i64) -> anyhow::Result<Option<(String, String)>> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT message_id, body_text FROM messages
+             WHERE case_id = ?1 AND direction = 'in' ORDER BY id LIMIT 1",
+        )?
+        .query_row(params![case_id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?)
+}
+
+/// A live timer that is due.
+#[derive(Debug, Clone)]
+pub struct DueDeadline {
+    pub id: i64,
+    pub case_id: i64,
+    pub kind: String,
+    pub due_at: DateTime<Utc>,
+}
+
+/// Live timers due at or before `at`, earliest first.
+pub fn due_deadlines(conn: &Connection, at: DateTime<Utc>) -> anyhow::Result<Vec<DueDeadline>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, case_id, kind, due_at FROM deadlines
+         WHERE fired_at IS NULL AND cancelled_at IS NULL AND due_at <= ?1
+         ORDER BY due_at, id",
+    )?;
+    let rows = stmt.query_map(params![ts(at)], |r| {
+        Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (id, case_id, kind, due) = row?;
+        let due_at = due
+            .parse()
+            .with_context(|| format!("stored deadline time {due:?}"))?;
+        out.push(DueDeadline {
+            id,
+            case_id,
+            kind,
+            due_at,
+        });
+    }
+    Ok(out)
+}
+
+/// The earliest live timer.
+pub fn next_deadline_due(conn: &Connection) -> anyhow::Result<Option<DateTime<Utc>>> {
+    let due: Option<String> = conn
+        .prepare_cached(
+            "SELECT min(due_at) FROM deadlines WHERE fired_at IS NULL AND cancelled_at IS NULL",
+        )?
+        .query_row([], |r| r.get(0))?;
+    Ok(due.and_then(|d| d.parse().ok()))
+}
+
+/// Marks a timer as done.
+pub fn fire_deadline(tx: &Transaction, id: i64, now: DateTime<Utc>) -> anyhow::Result<()> {
+    tx.prepare_cached("UPDATE deadlines SET fired_at = ?2 WHERE id = ?1")?
+        .execute(params![id, ts(now)])?;
+    Ok(())
+}
+
+/// Moves a live timer on (it waits for working time).
+pub fn defer_deadline(tx: &Transaction, id: i64, due: DateTime<Utc>) -> anyhow::Result<()> {
+    tx.prepare_cached("UPDATE deadlines SET due_at = ?2 WHERE id = ?1")?
+        .execute(params![id, ts(due)])?;
+    Ok(())
+}
+
+/// Outbox rows from `first_id` on: (reference, kind, recipient, subject).
+pub fn outbox_since(
+    conn: &Connection,
+    first_id: i64,
+) -> anyhow::Result<Vec<(String, String, String, String)>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT coalesce(c.reference, ''), o.kind, o.recipient, o.subject
+         FROM outbox o LEFT JOIN cases c ON c.id = o.case_id WHERE o.id >= ?1 ORDER BY o.id",
+    )?;
+    let rows = stmt.query_map(params![first_id], |r| {
+        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
 }
 
 const CASE_COLUMNS: &str = "id, reference, stage, status, complainant_name, complainant_email, complainant_phone,

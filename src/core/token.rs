@@ -58,6 +58,59 @@ pub fn parse_message_id<'a>(id: &'a str, domain: &str) -> Option<(&'a str, &'a s
         .then_some((reference, token))
 }
 
+/// The Reply-To that carries a case and a token after a `+`:
+/// `complaints+OPP-2026-0042.<token>@example.org`.
+pub fn plus_address(complaints_address: &str, reference: &str, token: &str) -> String {
+    match complaints_address.rsplit_once('@') {
+        Some((local, domain)) => format!("{local}+{reference}.{token}@{domain}"),
+        None => complaints_address.to_string(),
+    }
+}
+
+/// Reads an address made by [`plus_address`] for `complaints_address`:
+/// (reference, token).
+pub fn parse_plus_address<'a>(
+    address: &'a str,
+    complaints_address: &str,
+) -> Option<(&'a str, &'a str)> {
+    let (local, domain) = complaints_address.rsplit_once('@')?;
+    let (al, ad) = address.rsplit_once('@')?;
+    if !ad.eq_ignore_ascii_case(domain) {
+        return None;
+    }
+    let tag = al
+        .get(..local.len())
+        .filter(|l| l.eq_ignore_ascii_case(local))
+        .and_then(|_| al.get(local.len()..))?
+        .strip_prefix('+')?;
+    tag.rsplit_once('.')
+}
+
+/// Every (reference, token) a reply carries: in the Message-IDs it answers
+/// (In-Reply-To, References) and in plus-addresses among its recipients.
+pub fn carried<'a>(
+    message_ids: impl IntoIterator<Item = &'a str>,
+    recipients: impl IntoIterator<Item = &'a str>,
+    domain: &str,
+    complaints_address: &str,
+) -> Vec<(&'a str, &'a str)> {
+    let mut out: Vec<(&str, &str)> = Vec::new();
+    let found = message_ids
+        .into_iter()
+        .filter_map(|id| parse_message_id(id.trim_matches(['<', '>']), domain))
+        .chain(
+            recipients
+                .into_iter()
+                .filter_map(|a| parse_plus_address(a, complaints_address)),
+        );
+    for pair in found {
+        if !out.contains(&pair) {
+            out.push(pair);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -86,6 +139,35 @@ mod tests {
         assert_eq!(
             parse_message_id("CAF=xyz@mail.gmail.com", "mail.gmail.com"),
             None
+        );
+    }
+
+    #[test]
+    fn plus_addresses_and_references_carry_tokens() {
+        let a = plus_address("complaints@opp.example", "OPP-2026-0001", "abc123");
+        assert_eq!(a, "complaints+OPP-2026-0001.abc123@opp.example");
+        assert_eq!(
+            parse_plus_address(&a, "complaints@opp.example"),
+            Some(("OPP-2026-0001", "abc123"))
+        );
+        assert_eq!(
+            parse_plus_address("other+OPP-2026-0001.abc@opp.example", "complaints@opp.example"),
+            None
+        );
+        assert_eq!(
+            parse_plus_address("complaints+x.y@elsewhere.example", "complaints@opp.example"),
+            None
+        );
+        let id = message_id(7, "OPP-2026-0001", "t0k", "opp.example");
+        let got = carried(
+            ["<unrelated@mail.example>", id.as_str(), id.as_str()],
+            [a.as_str(), "complaints@opp.example"],
+            "opp.example",
+            "complaints@opp.example",
+        );
+        assert_eq!(
+            got,
+            vec![("OPP-2026-0001", "t0k"), ("OPP-2026-0001", "abc123")]
         );
     }
 }

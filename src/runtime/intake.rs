@@ -42,6 +42,8 @@ pub struct IntakeShared {
     /// outbox holds back until it is all committed (storing every complaint
     /// comes first; the letters follow seconds later).
     pub backlog: std::sync::atomic::AtomicBool,
+    /// Woken after mail changed a case's timers (staff commands).
+    pub timers: Notify,
 }
 
 /// A jittered exponential back-off: 1 s, 2 s, 4 s ... capped, each +-50 %.
@@ -358,6 +360,7 @@ async fn drain(
             .backlog
             .store(false, std::sync::atomic::Ordering::SeqCst);
         shared.outbox.notify_one();
+        shared.timers.notify_one();
     }
     Ok((result?, processed))
 }
@@ -435,6 +438,7 @@ async fn drain_chunks(
             done.push(uid);
             last = last.max(uid);
             shared.outbox.notify_one();
+            shared.timers.notify_one();
         }
         if !done.is_empty() {
             timed("marking processed mail", mark.apply(session, &done)).await?;
@@ -465,6 +469,17 @@ fn log_outcome(uid: u32, outcome: &Processed) {
             classification,
             case = reference.as_deref().unwrap_or("-"),
             "automatic mail recorded, not answered"
+        ),
+        Processed::Staff {
+            reference,
+            authenticated,
+            commands,
+        } => tracing::info!(
+            uid,
+            case = reference.as_deref().unwrap_or("-"),
+            authenticated,
+            commands = ?commands,
+            "staff mail"
         ),
         Processed::Duplicate => tracing::debug!(uid, "already processed"),
         Processed::Quarantined { reason } => tracing::warn!(uid, reason, "mail quarantined"),

@@ -6,6 +6,7 @@
 
 pub mod intake;
 pub mod outbox;
+pub mod scheduler;
 
 use crate::adapters::db::Store;
 use crate::config::Config;
@@ -17,6 +18,21 @@ use tokio_util::sync::CancellationToken;
 
 /// How long the loops get to reach a safe point after a stop signal.
 const STOP_GRACE: Duration = Duration::from_secs(20);
+
+/// Resolves when another connection has committed to the store (checked
+/// every second: `PRAGMA data_version` costs no I/O).
+pub async fn store_changed(store: &Store) {
+    let Ok(start) = store.data_version() else {
+        return std::future::pending().await;
+    };
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        match store.data_version() {
+            Ok(v) if v != start => return,
+            _ => {}
+        }
+    }
+}
 
 /// Cancels `token` on SIGTERM or SIGINT.
 pub fn cancel_on_signals(token: CancellationToken) -> anyhow::Result<()> {
@@ -71,8 +87,18 @@ pub async fn run(config: Config, token: CancellationToken) -> anyhow::Result<()>
         shared.clone(),
         token.clone(),
     ));
+    let timer_task = tokio::spawn(scheduler::run(
+        desk.clone(),
+        Store::open(&path)?,
+        shared.clone(),
+        token.clone(),
+    ));
     token.cancelled().await;
-    for (name, task) in [("intake", intake_task), ("outbox", outbox_task)] {
+    for (name, task) in [
+        ("intake", intake_task),
+        ("outbox", outbox_task),
+        ("timers", timer_task),
+    ] {
         let abort = task.abort_handle();
         if tokio::time::timeout(STOP_GRACE, task).await.is_err() {
             tracing::warn!(task = name, "did not stop in time; aborted");

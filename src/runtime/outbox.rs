@@ -209,6 +209,8 @@ pub async fn run(
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
                 _ = wake.outbox.notified() => {}
+                // Letters queued by another process (`redress tick`).
+                _ = super::store_changed(&store) => {}
                 _ = token.cancelled() => break,
             }
         }

@@ -42,6 +42,14 @@ pub enum Processed {
         classification: String,
         reference: Option<String>,
     },
+    /// From a configured staff address: an action on the case when it
+    /// carries a valid token (`authenticated`), else recorded only.
+    Staff {
+        reference: Option<String>,
+        authenticated: bool,
+        /// The commands carried out ("#extend"...); empty when refused.
+        commands: Vec<String>,
+    },
     /// Already processed (same Message-ID).
     Duplicate,
     /// Kept aside with the reason; QC told.
@@ -253,7 +261,22 @@ fn thread_facts(tx: &Transaction, desk: &Desk, m: &Inbound) -> anyhow::Result<Th
             break;
         }
     }
-    facts.referenced_case = db::case_by_message_ids(tx, &m.referenced_ids())?;
+    // Our own Message-IDs carry a token for the person we sent them to: one
+    // quoted by somebody else (a complainant holding a staff notification
+    // of another case) does not join them to that case.
+    let domain = cfg.message_id_domain();
+    let ids: Vec<&str> = m
+        .referenced_ids()
+        .into_iter()
+        .filter(|id| match crate::core::token::parse_message_id(id, domain) {
+            Some((reference, t)) => {
+                crate::core::token::verify(&desk.secret, reference, m.from_address(), t)
+                    || crate::core::token::verify(&desk.secret, reference, m.reply_address(), t)
+            }
+            None => true,
+        })
+        .collect();
+    facts.referenced_case = db::case_by_message_ids(tx, &ids)?;
     Ok(facts)
 }
 
@@ -268,6 +291,15 @@ fn decide_and_commit(
     let cfg = &desk.config;
     let class = classify(m, &desk.own);
     let facts = thread_facts(tx, desk, m)?;
+    // Staff mail (not a robot's: an out-of-office reply to an escalation
+    // is no response) never opens a case; see service::staff.
+    if !class.is_robot() {
+        if let Some((name, _role)) = desk.staff_member(m.from_address()) {
+            let (case_id, outcome) = super::staff::handle(tx, desk, row, m, &name, &facts, now)?;
+            record_message(tx, desk, row, m, case_id, class, now)?;
+            return Ok(outcome);
+        }
+    }
     let thread = threading::decide(&facts);
     let reply_to = m.reply_address().to_ascii_lowercase();
     let sender = SenderFacts {
@@ -569,6 +601,7 @@ fn open_case(
                         in_reply_to: Some(parent),
                         references: &refs,
                         message_id: None,
+                        reply_to: None,
                         data: json!({
                             "complainant_name": greeting,
                             "received_date": received_text,
@@ -607,6 +640,7 @@ fn open_case(
                             in_reply_to: None,
                             references: &[],
                             message_id: None,
+                            reply_to: Some(desk.staff_reply_to(reference.as_str(), staff_address)),
                             data: json!({
                                 "recipient_name": staff_name,
                                 "complainant_name": name,

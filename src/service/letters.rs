@@ -28,6 +28,9 @@ pub struct LetterSpec<'a> {
     pub references: &'a [String],
     /// A fixed Message-ID (notices that must go once); else one is made.
     pub message_id: Option<String>,
+    /// Where replies go, when not the complaints address (staff mail: the
+    /// plus-address with the case token, when configured).
+    pub reply_to: Option<String>,
     pub data: Value,
 }
 
@@ -112,6 +115,7 @@ impl<'a> LetterSpec<'a> {
             in_reply_to: None,
             references: &[],
             message_id: Some(format!("{key}@{}", desk.config.message_id_domain())),
+            reply_to: None,
             data,
         }
     }
@@ -157,7 +161,7 @@ pub fn queue(
         from_address: cfg.from_address(),
         to_name: spec.to_name,
         to_address: spec.to_address,
-        reply_to: Some(&cfg.mailbox.address),
+        reply_to: Some(spec.reply_to.as_deref().unwrap_or(&cfg.mailbox.address)),
         subject: &letter.subject,
         text: &letter.text,
         html: &letter.html,

@@ -2,8 +2,11 @@
 //! it decided (case state, audit events, outbox rows, deadlines) in ONE
 //! SQLite transaction.
 
+pub mod casework;
 pub mod intake;
+pub mod ladder;
 pub mod letters;
+pub mod staff;
 
 use crate::adapters::db::Store;
 use crate::adapters::render::Templates;
@@ -52,6 +55,39 @@ impl Desk {
             secret,
             config,
         })
+    }
+
+    /// The Reply-To of mail to a staff member about a case: the complaints
+    /// address, with the case and the recipient's token after a `+` when
+    /// `mailbox.plus_address_replies` is on.
+    pub fn staff_reply_to(&self, reference: &str, recipient: &str) -> String {
+        let address = &self.config.mailbox.address;
+        if !self.config.mailbox.plus_address_replies || reference.is_empty() {
+            return address.clone();
+        }
+        let t = crate::core::token::token(&self.secret, reference, recipient);
+        crate::core::token::plus_address(address, reference, &t)
+    }
+
+    /// The configured staff member with this address: (name, role).
+    pub fn staff_member(&self, address: &str) -> Option<(String, String)> {
+        let s = &self.config.staff;
+        let mut people: Vec<(&str, &str, String)> = vec![
+            (&s.quality_coordinator.name, &s.quality_coordinator.address, "quality-coordinator".into()),
+            (&s.managing_director.name, &s.managing_director.address, "managing-director".into()),
+        ];
+        people.extend(
+            s.senior_managers
+                .iter()
+                .map(|m| (m.name.as_str(), m.address.as_str(), format!("senior-manager:{}", m.id))),
+        );
+        people.extend(s.departments.iter().map(|d| {
+            (d.head.name.as_str(), d.head.address.as_str(), format!("department-head:{}", d.id))
+        }));
+        people
+            .into_iter()
+            .find(|(_, a, _)| a.eq_ignore_ascii_case(address))
+            .map(|(n, _, r)| (n.to_string(), r))
     }
 
     /// Whether `address` is one of the configured staff.

@@ -2,38 +2,11 @@
 //! real Postfix into a real Dovecot, the daemon as admins run it, letters
 //! read back from the recipients' mailboxes.
 
-use crate::support::{complaint, example_config, header, Daemon, MailStack};
+use crate::support::{complaint, count, example_config, header, reference_in, wait_store, Daemon, MailStack};
 use redress::adapters::db::Store;
 use redress::config::parse_str;
 use std::path::Path;
 use std::time::{Duration, Instant};
-
-fn reference_in(subject: &str) -> String {
-    let start = subject.find("[OPP-").expect("a reference in the subject") + 1;
-    let end = subject[start..].find(']').expect("closing bracket") + start;
-    subject[start..end].to_string()
-}
-
-/// Polls the store until `check` holds.
-fn wait_store(store: &Path, secs: u64, what: &str, check: impl Fn(&Store) -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Ok(s) = Store::open(store) {
-            if check(&s) {
-                return;
-            }
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-fn count(store: &Store, sql: &str) -> i64 {
-    store
-        .conn()
-        .query_row(sql, [], |r| r.get(0))
-        .expect("count")
-}
 
 #[test]
 fn a_complaint_is_acknowledged_once_and_replies_join_its_case() {

@@ -6,6 +6,7 @@
 mod cli;
 mod corpus;
 mod intake;
+mod ladder;
 mod mail;
 mod purity;
 mod support;

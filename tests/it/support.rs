@@ -355,3 +355,43 @@ pub fn header<'a>(raw: &'a str, name: &str) -> Option<&'a str> {
         })
         .map(|l| l[name.len() + 1..].trim())
 }
+
+/// The case reference in a subject ("... [OPP-2026-0001]").
+pub fn reference_in(subject: &str) -> String {
+    let start = subject.find("[OPP-").expect("a reference in the subject") + 1;
+    let end = subject[start..].find(']').expect("closing bracket") + start;
+    subject[start..end].to_string()
+}
+
+/// Polls the store until `check` holds.
+pub fn wait_store(store: &Path, secs: u64, what: &str, check: impl Fn(&redress::adapters::db::Store) -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        if let Ok(s) = redress::adapters::db::Store::open(store) {
+            if check(&s) {
+                return;
+            }
+        }
+        assert!(std::time::Instant::now() < deadline, "timed out waiting for: {what}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+pub fn count(store: &redress::adapters::db::Store, sql: &str) -> i64 {
+    store
+        .conn()
+        .query_row(sql, [], |r| r.get(0))
+        .expect("count")
+}
+
+/// A letter's text as one line: quoted-printable soft breaks undone and
+/// line ends as spaces, for `contains` checks on wrapped text.
+pub fn flat(raw: &str) -> String {
+    raw.replace("=\r\n", "")
+        .replace("=\n", "")
+        .replace("=3D", "=")
+        .replace("\r\n", "\n")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}

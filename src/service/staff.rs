@@ -1,0 +1,488 @@
+//! Mail from staff: replies that act on a case, and everything else.
+//!
+//! A mail is a staff action only when BOTH hold (DESIGN.md, "Only staff act
+//! as staff"):
+//! - its From is a configured staff address, and
+//! - it carries a token for that case made for that address: in the
+//!   Message-IDs it answers (In-Reply-To, References), or in the
+//!   plus-address it was sent to. Tokens are keyed hashes (see
+//!   [`crate::core::token`]) that only the recipient of our mail has.
+//!
+//! Anything else from a staff address is recorded as a plain message (on
+//! the case it refers to, if any) with a note that it was not
+//! authenticated, and QC is told. It changes nothing.
+//!
+//! An authenticated reply is read for commands ([`crate::core::command`]).
+//! Every command is tried on the case first; if any is not understood or
+//! cannot apply, nothing changes and the sender gets the list back.
+//! Otherwise every command is carried out in the caller's transaction, and
+//! any response stops the escalation climb.
+
+use super::casework::{self, Details, When};
+use super::intake::Processed;
+use super::letters::{self, LetterSpec};
+use super::Desk;
+use crate::adapters::db;
+use crate::adapters::outgoing::AutoSubmitted;
+use crate::core::case::{self, Case, Context, Event, Transition};
+use crate::core::command::{self, Command, ExtendTo, ParsedReply, Problem};
+use crate::core::message::Inbound;
+use crate::core::threading::ThreadFacts;
+use crate::core::token;
+use chrono::{DateTime, Utc};
+use rusqlite::Transaction;
+use serde_json::json;
+
+/// The case a staff mail may act on: the first token it carries that was
+/// made for this case and this sender.
+fn authenticated_case(tx: &Transaction, desk: &Desk, m: &Inbound) -> anyhow::Result<Option<i64>> {
+    let cfg = &desk.config;
+    let ids = m.in_reply_to.iter().chain(&m.references).map(String::as_str);
+    let rcpts = m.to.iter().chain(&m.cc).map(|a| a.address.as_str());
+    for (reference, t) in token::carried(ids, rcpts, cfg.message_id_domain(), &cfg.mailbox.address) {
+        if token::verify(&desk.secret, reference, m.from_address(), t) {
+            if let Some(case_id) = db::case_id(tx, reference)? {
+                return Ok(Some(case_id));
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// Handles mail from staff member `name`; returns the case it was recorded
+/// on and what became of it.
+pub fn handle(
+    tx: &Transaction,
+    desk: &Desk,
+    row: i64,
+    m: &Inbound,
+    name: &str,
+    facts: &ThreadFacts,
+    now: DateTime<Utc>,
+) -> anyhow::Result<(Option<i64>, Processed)> {
+    match authenticated_case(tx, desk, m)? {
+        Some(case_id) => act(tx, desk, m, name, case_id, now),
+        None => unauthenticated(tx, desk, row, m, facts, now),
+    }
+}
+
+fn unauthenticated(
+    tx: &Transaction,
+    desk: &Desk,
+    row: i64,
+    m: &Inbound,
+    facts: &ThreadFacts,
+    now: DateTime<Utc>,
+) -> anyhow::Result<(Option<i64>, Processed)> {
+    let case_id = facts
+        .token_case
+        .as_ref()
+        .map(|t| t.case_id)
+        .or(facts.referenced_case);
+    let reference = match case_id {
+        Some(id) => db::case_reference(tx, id)?,
+        None => String::new(),
+    };
+    let reason = "it does not answer a notification sent to that address about this case (no valid token), so it may not be from them";
+    db::append_event(
+        tx,
+        case_id,
+        now,
+        m.from_address(),
+        "staff-message-unauthenticated",
+        &json!({"message_id": m.message_id, "subject": m.subject, "reason": reason}),
+    )?;
+    letters::queue(
+        tx,
+        desk,
+        LetterSpec::notice_to_qc(
+            desk,
+            "staff-unauthenticated",
+            format!("unauthenticated.{row}"),
+            case_id,
+            &reference,
+            json!({
+                "sender": m.from_address(),
+                "subject": m.subject,
+                "received_date": letters::long_date(desk.calendar.local_date(now)),
+                "reason": reason,
+                "case": reference,
+            }),
+        ),
+        now,
+    )?;
+    tracing::warn!(from = %m.from_address(), case = %reference, "staff mail without a valid token: recorded, nothing changed");
+    Ok((
+        case_id,
+        Processed::Staff {
+            reference: (!reference.is_empty()).then_some(reference),
+            authenticated: false,
+            commands: Vec::new(),
+        },
+    ))
+}
+
+/// One command, tried: the transition it makes (state commands) and the
+/// values its letters need.
+struct Planned {
+    command: Command,
+    transition: Option<Transition>,
+    details: Details,
+}
+
+/// Tries every command on the case in order; the problems, if any.
+fn plan(
+    desk: &Desk,
+    case: &Case,
+    parsed: &ParsedReply,
+    now: DateTime<Utc>,
+) -> Result<Vec<Planned>, Vec<Problem>> {
+    let ctx = Context {
+        procedure: &desk.procedure,
+        calendar: &desk.calendar,
+    };
+    let cal = &desk.calendar;
+    let today = cal.local_date(now);
+    let mut current = case.clone();
+    let mut out = Vec::new();
+    let mut problems = Vec::new();
+    for c in &parsed.commands {
+        let problem = |why: String| Problem {
+            line: c.name().to_string(),
+            why,
+        };
+        let mut details = Details {
+            previous_target: current.target_date,
+            ..Details::default()
+        };
+        let event = match c {
+            Command::Reply | Command::Note | Command::External { .. } => None,
+            Command::Assign { department } => {
+                if desk.config.department(department).is_none()
+                    && !desk
+                        .config
+                        .staff
+                        .departments
+                        .iter()
+                        .any(|d| d.name.eq_ignore_ascii_case(department))
+                {
+                    let known: Vec<&str> = desk
+                        .config
+                        .staff
+                        .departments
+                        .iter()
+                        .map(|d| d.id.as_str())
+                        .collect();
+                    problems.push(problem(format!(
+                        "there is no department {department:?}; the departments are {}",
+                        known.join(", ")
+                    )));
+                }
+                None
+            }
+            Command::Formal => Some(Event::NextStage),
+            Command::Hold { reason, until } => {
+                details.reason = reason.clone();
+                Some(Event::Hold {
+                    reason: reason.clone(),
+                    until: *until,
+                })
+            }
+            Command::Resume => Some(Event::Resume),
+            Command::Extend { to, reason } => {
+                details.reason = reason.clone();
+                let to = match *to {
+                    ExtendTo::Date(d) => Ok(d),
+                    // N more working days on the target date, or on today
+                    // when the target date has already passed.
+                    ExtendTo::WorkingDays(n) => {
+                        let base = current.target_date.unwrap_or(today).max(today);
+                        cal.add_working_days(base, n)
+                    }
+                };
+                match to {
+                    Ok(to) => Some(Event::Extend {
+                        to,
+                        reason: reason.clone(),
+                    }),
+                    Err(e) => {
+                        problems.push(problem(e.to_string()));
+                        None
+                    }
+                }
+            }
+            Command::Resolve { outcome } => {
+                details.response = parsed.text.clone();
+                Some(Event::Resolve { outcome: *outcome })
+            }
+        };
+        let transition = match event {
+            Some(e) => match case::apply(&current, &e, now, &ctx) {
+                Ok(t) => {
+                    current = t.case.clone();
+                    Some(t)
+                }
+                Err(e) => {
+                    problems.push(problem(e.to_string()));
+                    None
+                }
+            },
+            None => None,
+        };
+        out.push(Planned {
+            command: c.clone(),
+            transition,
+            details,
+        });
+    }
+    if problems.is_empty() {
+        Ok(out)
+    } else {
+        Err(problems)
+    }
+}
+
+/// Whether text meant for the complainant carries something internal: a
+/// note written on the case, or the footer of a staff email (a quote the
+/// mail client did not mark as one).
+fn leaks_internal(tx: &Transaction, case_id: i64, text: &str) -> anyhow::Result<Option<String>> {
+    let squash = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
+    let flat = squash(text);
+    let help = casework::commands_help();
+    if help
+        .lines()
+        .filter(|l| l.trim().len() > 20)
+        .any(|l| flat.contains(&squash(l)))
+    {
+        return Ok(Some(
+            "the text seems to include the staff email it answers (the commands help); write the response above the quoted mail"
+                .into(),
+        ));
+    }
+    for (_, _, kind, detail) in db::case_events(tx, case_id)? {
+        if kind != "note" {
+            continue;
+        }
+        let note = squash(detail.get("text").and_then(|t| t.as_str()).unwrap_or(""));
+        if note.len() >= 24 && flat.contains(&note) {
+            return Ok(Some(
+                "the text contains an internal note of the case; internal notes never go to the complainant"
+                    .into(),
+            ));
+        }
+    }
+    Ok(None)
+}
+
+fn act(
+    tx: &Transaction,
+    desk: &Desk,
+    m: &Inbound,
+    name: &str,
+    case_id: i64,
+    now: DateTime<Utc>,
+) -> anyhow::Result<(Option<i64>, Processed)> {
+    let sender = m.from_address().to_ascii_lowercase();
+    let case = db::load_case(tx, case_id)?;
+    let reference = case.reference.to_string();
+    let today = desk.calendar.local_date(now);
+    let mut parsed = command::parse_reply(&m.body_text, today);
+    if parsed.is_ok() && parsed.text_goes_to_complainant() {
+        if let Some(why) = leaks_internal(tx, case_id, &parsed.text)? {
+            parsed.problems.push(Problem {
+                line: "(the text of the response)".into(),
+                why,
+            });
+        }
+    }
+    let planned = if parsed.is_ok() {
+        plan(desk, &case, &parsed, now)
+    } else {
+        Err(parsed.problems.clone())
+    };
+    let planned = match planned {
+        Ok(p) => p,
+        Err(problems) => {
+            refuse(tx, desk, m, name, case_id, &reference, &problems, now)?;
+            return Ok((
+                Some(case_id),
+                Processed::Staff {
+                    reference: Some(reference),
+                    authenticated: true,
+                    commands: Vec::new(),
+                },
+            ));
+        }
+    };
+    let when = When::now(now);
+    let names: Vec<String> = planned.iter().map(|p| p.command.name().to_string()).collect();
+    // The text is a note unless it is the response.
+    if !parsed.text_goes_to_complainant()
+        && (!parsed.text.trim().is_empty() || parsed.commands.is_empty())
+    {
+        db::append_event(
+            tx,
+            Some(case_id),
+            now,
+            &sender,
+            "note",
+            &json!({"text": parsed.text, "message_id": m.message_id, "by": name}),
+        )?;
+    }
+    for p in &planned {
+        let detail = match &p.command {
+            Command::Assign { department } => json!({"department": department}),
+            Command::Hold { reason, until } => json!({"reason": reason, "until": until.map(|d| d.to_string())}),
+            Command::Extend { reason, .. } => json!({
+                "reason": reason,
+                "to": p.transition.as_ref().and_then(|t| t.case.target_date).map(|d| d.to_string()),
+            }),
+            Command::Resolve { outcome } => json!({"outcome": outcome.as_str(), "response": parsed.text}),
+            Command::Reply => json!({"response": parsed.text}),
+            Command::External { body } => json!({"body": body}),
+            Command::Note | Command::Formal | Command::Resume => json!({}),
+        };
+        if !matches!(p.command, Command::Note) {
+            db::append_event(
+                tx,
+                Some(case_id),
+                now,
+                &sender,
+                &format!("staff-{}", &p.command.name()[1..]),
+                &detail,
+            )?;
+        }
+        if let Some(t) = &p.transition {
+            casework::carry_out(tx, desk, case_id, t, &p.details, when)?;
+        }
+        match &p.command {
+            Command::Reply => {
+                let record = db::case_record(tx, case_id)?;
+                let target = record
+                    .target_date
+                    .as_deref()
+                    .and_then(|d| d.parse().ok())
+                    .map(letters::long_date)
+                    .unwrap_or_default();
+                casework::to_complainant(
+                    tx,
+                    desk,
+                    &record,
+                    "response",
+                    json!({"response": parsed.text, "target_date": target}),
+                    when,
+                )?;
+            }
+            Command::Assign { department } => {
+                let id = desk
+                    .config
+                    .staff
+                    .departments
+                    .iter()
+                    .find(|d| d.id == *department || d.name.eq_ignore_ascii_case(department))
+                    .map(|d| d.id.clone())
+                    .unwrap_or_else(|| department.clone());
+                db::set_department(tx, case_id, &id, now)?;
+                let record = db::case_record(tx, case_id)?;
+                if let Some(d) = desk.config.department(&id) {
+                    casework::staff_case_letter(
+                        tx,
+                        desk,
+                        &record,
+                        "assigned",
+                        &d.head.name,
+                        &d.head.address,
+                        json!({"assigned_by": name}),
+                        when,
+                    )?;
+                }
+            }
+            _ => {}
+        }
+    }
+    // Any response stops the climb.
+    let current = db::load_case(tx, case_id)?;
+    if current.escalation_rung > 0 {
+        let ctx = Context {
+            procedure: &desk.procedure,
+            calendar: &desk.calendar,
+        };
+        if let Ok(t) = case::apply(&current, &Event::StaffResponded, now, &ctx) {
+            db::append_event(
+                tx,
+                Some(case_id),
+                now,
+                &sender,
+                "climb-stopped",
+                &json!({"rung": current.escalation_rung, "by": name}),
+            )?;
+            casework::carry_out(tx, desk, case_id, &t, &Details::default(), when)?;
+        }
+    }
+    tracing::info!(case = %reference, by = %sender, commands = ?names, "staff action");
+    Ok((
+        Some(case_id),
+        Processed::Staff {
+            reference: Some(reference),
+            authenticated: true,
+            commands: names,
+        },
+    ))
+}
+
+/// Nothing changes: the sender gets the list of what was not understood.
+#[allow(clippy::too_many_arguments)]
+fn refuse(
+    tx: &Transaction,
+    desk: &Desk,
+    m: &Inbound,
+    name: &str,
+    case_id: i64,
+    reference: &str,
+    problems: &[Problem],
+    now: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    db::append_event(
+        tx,
+        Some(case_id),
+        now,
+        m.from_address(),
+        "staff-command-refused",
+        &json!({
+            "message_id": m.message_id,
+            "reason": problems.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("; "),
+        }),
+    )?;
+    let refs: Vec<String> = m
+        .references
+        .iter()
+        .cloned()
+        .chain(std::iter::once(m.message_id.clone()))
+        .collect();
+    letters::queue(
+        tx,
+        desk,
+        LetterSpec {
+            template: "command-not-understood",
+            case_id: Some(case_id),
+            reference,
+            to_name: name,
+            to_address: m.from_address(),
+            auto_reply: false,
+            auto_submitted: AutoSubmitted::Replied,
+            in_reply_to: Some(&m.message_id),
+            references: &refs,
+            message_id: None,
+            reply_to: Some(desk.staff_reply_to(reference, m.from_address())),
+            data: json!({
+                "recipient_name": name,
+                "subject": m.subject,
+                "problems": problems.iter().map(|p| json!({"line": p.line, "why": p.why})).collect::<Vec<_>>(),
+                "commands_help": casework::commands_help(),
+            }),
+        },
+        now,
+    )?;
+    tracing::info!(case = %reference, by = %m.from_address(), "staff command not understood; nothing changed");
+    Ok(())
+}

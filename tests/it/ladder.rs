@@ -1,0 +1,297 @@
+//! The escalation ladder and staff acting by reply, end to end: complaints
+//! through a real Postfix into a real Dovecot, the daemon as admins run it,
+//! `redress tick --at` to move time on (no real waiting), staff replies
+//! built from the mail they received, letters read back from mailboxes.
+
+use crate::support::{
+    complaint, example_config, flat, header, redress, reference_in, stdout, wait_store, Daemon,
+    MailStack,
+};
+use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
+use redress::adapters::db::Store;
+use redress::config::parse_str;
+use redress::core::calendar::WorkingCalendar;
+use std::path::Path;
+
+fn calendar() -> WorkingCalendar {
+    parse_str(&example_config(), "t", &[])
+        .expect("config")
+        .calendar(None)
+        .expect("calendar")
+}
+
+/// `hh:mm` local time on the first working day after `date`.
+fn working_morning_after(cal: &WorkingCalendar, date: NaiveDate, hh: u32, mm: u32) -> DateTime<Utc> {
+    let day = cal.next_working_day(date).expect("working day");
+    cal.resolve_local(day.and_time(NaiveTime::from_hms_opt(hh, mm, 0).expect("time")))
+        .expect("instant")
+}
+
+/// Runs `redress tick` against the daemon's store and config.
+fn tick(stack: &MailStack, store: &Path, at: DateTime<Utc>, more: &[&str]) -> String {
+    let env = stack.env("complaints@opp.example", store);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let at = at.to_rfc3339();
+    let config = crate::support::repo().join("config.example.toml");
+    let mut args = vec!["tick", "--config", config.to_str().expect("path"), "--at", &at];
+    args.extend_from_slice(more);
+    let out = redress(&args, &env);
+    assert!(
+        out.status.success(),
+        "tick failed: {}",
+        crate::support::stderr(&out)
+    );
+    stdout(&out)
+}
+
+fn case(store: &Path, reference: &str) -> redress::adapters::db::CaseRecord {
+    Store::open(store)
+        .expect("store")
+        .case(reference)
+        .expect("query")
+        .expect("case")
+}
+
+fn events(store: &Path, reference: &str) -> Vec<String> {
+    Store::open(store)
+        .expect("store")
+        .case_detail(reference)
+        .expect("query")
+        .expect("case")
+        .events
+        .into_iter()
+        .map(|e| e.kind)
+        .collect()
+}
+
+/// A reply to `received` as a mail client writes it: the new text on top,
+/// the original quoted below, threading headers from the received mail.
+fn reply(received: &str, from: &str, id: &str, top: &str) -> Vec<u8> {
+    let mid = header(received, "Message-ID").expect("Message-ID");
+    let refs = header(received, "References").unwrap_or("");
+    let to = header(received, "Reply-To").expect("Reply-To");
+    let subject = header(received, "Subject").unwrap_or("");
+    let quoted: String = received
+        .split("\r\n\r\n")
+        .nth(1)
+        .unwrap_or("")
+        .lines()
+        .take(40)
+        .map(|l| format!("> {l}\r\n"))
+        .collect();
+    format!(
+        "From: Staff <{from}>\r\nTo: {to}\r\nSubject: Re: {subject}\r\nMessage-ID: <{id}>\r\nIn-Reply-To: {mid}\r\nReferences: {refs} {mid}\r\nDate: Mon, 23 Nov 2026 11:00:00 +0000\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{top}\r\n\r\nOn Mon, 23 Nov 2026 at 10:00, OP Performance Limited <complaints@opp.example> wrote:\r\n{quoted}"
+    )
+    .into_bytes()
+}
+
+/// Delivers a complaint and returns its reference (from the ack).
+fn file_complaint(stack: &MailStack, who: &str, subject: &str) -> String {
+    let address = format!("{who}@example.net");
+    stack.deliver(
+        &address,
+        "complaints@opp.example",
+        &complaint(who, &address, subject, &format!("{who}-1@example.net"), "", "Hello,\r\n\r\nMy certificate has not arrived.\r\n"),
+    );
+    let acks = stack.wait_for(&address, 1, 20, |m| {
+        m.contains("We have received your complaint")
+    });
+    reference_in(header(&acks[0], "Subject").expect("subject"))
+}
+
+#[test]
+fn the_ladder_climbs_to_the_md_and_a_department_head_reply_stops_it() {
+    let stack = MailStack::start();
+    let store = stack.path().join("redress.sqlite");
+    let daemon = Daemon::start(&stack, &store, &[]);
+    let cal = calendar();
+
+    let late = file_complaint(&stack, "alice", "My certificate has not arrived");
+    let answered = file_complaint(&stack, "bob", "My certificate is wrong");
+    let target: NaiveDate = case(&store, &late)
+        .target_date
+        .expect("target")
+        .parse()
+        .expect("date");
+
+    // The day after the target date, mid-morning: rung 1 for both.
+    let t1 = working_morning_after(&cal, target, 10, 0);
+    // A dry run first: says what would go, changes nothing.
+    let dry = tick(&stack, &store, t1, &["--dry-run", "--format", "json"]);
+    let planned: serde_json::Value = serde_json::from_str(&dry).expect("json");
+    let sends: Vec<&serde_json::Value> = planned
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter(|a| a["action"] == "send")
+        .collect();
+    assert_eq!(sends.len(), 2, "{dry}");
+    assert!(sends
+        .iter()
+        .all(|a| a["kind"] == "escalation-1" && a["to"] == "training.head@opp.example"));
+    assert_eq!(case(&store, &late).escalation_rung, 0, "a dry run changes nothing");
+    let out = tick(&stack, &store, t1, &[]);
+    assert!(out.contains("escalation-1"), "{out}");
+    // The same instant again does nothing: ticks are idempotent.
+    let again = tick(&stack, &store, t1, &[]);
+    assert!(again.contains("0 action(s)"), "{again}");
+
+    let rung1 = stack.wait_for("training.head@opp.example", 2, 30, |m| {
+        m.contains("escalation 1") || m.contains("Escalation 1") || m.contains("escalation-1")
+    });
+    for m in &rung1 {
+        assert_eq!(header(m, "Auto-Submitted"), Some("auto-generated"));
+    }
+    let to_bob = rung1
+        .iter()
+        .find(|m| m.contains(&answered))
+        .expect("rung 1 for bob's case");
+    // The head of training answers bob's case (a note): the climb stops.
+    stack.deliver(
+        "training.head@opp.example",
+        "complaints@opp.example",
+        &reply(to_bob, "training.head@opp.example", "head-1@opp.example", "I have called Bob; the certificate is being reprinted."),
+    );
+    wait_store(&store, 30, "bob's case records the response", |s| {
+        s.case(&answered)
+            .ok()
+            .flatten()
+            .is_some_and(|c| c.escalation_rung == 0)
+    });
+    assert!(events(&store, &answered).contains(&"climb-stopped".to_string()));
+
+    // 24 hours on: rung 2 for alice's case only, to the senior manager.
+    let t2 = t1 + chrono::Duration::hours(25);
+    let t2 = cal.next_working_time(t2).expect("working time");
+    let out = tick(&stack, &store, t2, &[]);
+    assert!(out.contains("escalation-2"), "{out}");
+    let rung2 = stack.wait_for("operations.manager@opp.example", 1, 30, |m| m.contains(&late));
+    assert!(flat(&rung2[0]).contains("Head of Training"), "says who was asked before:\n{}", rung2[0]);
+    assert!(!stack
+        .mailbox("operations.manager@opp.example")
+        .iter()
+        .any(|m| m.contains(&answered)));
+
+    // And the Managing Director after another 24 hours with no response.
+    let t3 = cal
+        .next_working_time(t2 + chrono::Duration::hours(25))
+        .expect("working time");
+    tick(&stack, &store, t3, &[]);
+    let rung3 = stack.wait_for("md@opp.example", 1, 30, |m| m.contains(&late));
+    let text = flat(&rung3[0]);
+    assert!(text.contains("Head of Training") && text.contains("Operations Manager"), "{text}");
+    assert_eq!(case(&store, &late).escalation_rung, 3);
+    // Rung 3 is the top: nothing more, however long it waits.
+    let later = tick(&stack, &store, t3 + chrono::Duration::days(10), &[]);
+    assert!(!later.contains("escalation-"), "{later}");
+    assert!(daemon.stop(), "clean stop");
+}
+
+#[test]
+fn staff_extend_note_and_resolve_by_reply_and_forgeries_change_nothing() {
+    let stack = MailStack::start();
+    let store = stack.path().join("redress.sqlite");
+    let daemon = Daemon::start(&stack, &store, &[]);
+    let cal = calendar();
+
+    let reference = file_complaint(&stack, "carol", "Assessment feedback never came");
+    let other = file_complaint(&stack, "dave", "Rude trainer");
+    // The routing rule sends "assessment" to the head of assessment.
+    let notice = stack
+        .wait_for("assessment.head@opp.example", 1, 30, |m| m.contains(&reference))
+        .remove(0);
+    assert_eq!(header(&notice, "Reply-To"), Some("complaints@opp.example"));
+    let before: NaiveDate = case(&store, &reference)
+        .target_date
+        .expect("target")
+        .parse()
+        .expect("date");
+
+    // #extend 5 with a reason: the complainant gets the new date.
+    stack.deliver(
+        "assessment.head@opp.example",
+        "complaints@opp.example",
+        &reply(&notice, "assessment.head@opp.example", "ext-1@opp.example", "#extend 5 waiting for witness statement"),
+    );
+    let today = cal.local_date(Utc::now());
+    let expected = cal
+        .add_working_days(before.max(today), 5)
+        .expect("date");
+    let shown = expected.format("%A %-d %B %Y").to_string();
+    let letters = stack.wait_for("carol@example.net", 1, 30, |m| flat(m).contains("waiting for witness statement"));
+    assert!(flat(&letters[0]).contains(&shown), "extension letter shows {shown}:\n{}", letters[0]);
+    assert_eq!(
+        case(&store, &reference).target_date.as_deref(),
+        Some(expected.to_string().as_str())
+    );
+
+    // An internal note: recorded, never sent to the complainant.
+    let secret = "The assessor admits the feedback form was lost in the office move";
+    stack.deliver(
+        "assessment.head@opp.example",
+        "complaints@opp.example",
+        &reply(&notice, "assessment.head@opp.example", "note-1@opp.example", secret),
+    );
+    wait_store(&store, 30, "the note is recorded", |s| {
+        s.case_detail(&reference)
+            .ok()
+            .flatten()
+            .is_some_and(|d| d.events.iter().any(|e| e.kind == "note" && e.detail.to_string().contains("office move")))
+    });
+
+    // A forged staff mail: right From, right subject, no valid token.
+    let forged = format!(
+        "From: Head of Assessment <assessment.head@opp.example>\r\nTo: complaints@opp.example\r\nSubject: Re: [{reference}]\r\nMessage-ID: <forged-1@evil.example>\r\nIn-Reply-To: <r1.{reference}.00000000000000000000@opp.example>\r\nDate: Mon, 23 Nov 2026 12:00:00 +0000\r\nContent-Type: text/plain\r\n\r\n#resolve upheld\r\nWe agree entirely and will refund everything.\r\n"
+    );
+    stack.deliver("assessment.head@opp.example", "complaints@opp.example", forged.as_bytes());
+    stack.wait_for("quality@opp.example", 1, 30, |m| {
+        m.contains("forged-1@evil.example") || (m.contains(&reference) && flat(m).contains("not"))
+            && header(m, "Subject").is_some_and(|s| s.contains("authenticat") || s.contains("verified") || s.contains("staff"))
+    });
+    // A complainant quoting the token of someone else's case: dave answers
+    // the head of assessment's notification about carol's case.
+    let mut from_dave = String::from_utf8(reply(&notice, "dave@example.net", "dave-2@example.net", "#resolve upheld\r\nI resolve this in my favour.")).expect("utf8");
+    from_dave = from_dave.replacen("From: Staff <dave@example.net>", "From: Dave <dave@example.net>", 1);
+    stack.deliver("dave@example.net", "complaints@opp.example", from_dave.as_bytes());
+    wait_store(&store, 30, "both mails processed", |s| {
+        crate::support::count(s, "SELECT count(*) FROM messages WHERE message_id IN ('forged-1@evil.example', 'dave-2@example.net') AND processed_at IS NOT NULL") == 2
+    });
+    let c = case(&store, &reference);
+    assert_eq!(c.status, "open", "forgeries change nothing");
+    assert_eq!(c.outcome, None);
+    assert!(events(&store, &reference).contains(&"staff-message-unauthenticated".to_string()));
+    assert_eq!(case(&store, &other).status, "open");
+
+    // #resolve partly-upheld: the resolution letter with the appeal deadline.
+    stack.deliver(
+        "assessment.head@opp.example",
+        "complaints@opp.example",
+        &reply(&notice, "assessment.head@opp.example", "res-1@opp.example", "#resolve partly-upheld\r\nWe are sorry that your assessment feedback was late. It is attached to this letter.\r\n\r\nKind regards,\r\nHead of Assessment"),
+    );
+    let resolution = stack
+        .wait_for("carol@example.net", 1, 30, |m| flat(m).contains("We are sorry that your assessment feedback was late"))
+        .remove(0);
+    let appeal = redress::core::calendar::add_months(today, 1).expect("date");
+    let text = flat(&resolution);
+    assert!(text.contains(&appeal.format("%A %-d %B %Y").to_string()), "appeal deadline {appeal}:\n{text}");
+    let c = case(&store, &reference);
+    assert_eq!(c.status, "resolved");
+    assert_eq!(c.outcome.as_deref(), Some("partly-upheld"));
+
+    // Internal stays internal: nothing carol received carries the note or
+    // a staff address.
+    for m in stack.mailbox("carol@example.net") {
+        let text = flat(&m);
+        assert!(!text.contains("office move"), "a note reached the complainant:\n{m}");
+        assert!(!text.contains("assessment.head@"), "a staff address reached the complainant:\n{m}");
+    }
+    // A command that is not understood changes nothing and comes back.
+    stack.deliver(
+        "assessment.head@opp.example",
+        "complaints@opp.example",
+        &reply(&notice, "assessment.head@opp.example", "bad-1@opp.example", "#frobnicate now"),
+    );
+    stack.wait_for("assessment.head@opp.example", 1, 30, |m| flat(m).contains("#frobnicate"));
+    assert_eq!(case(&store, &reference).status, "resolved");
+    assert!(daemon.stop(), "clean stop");
+}

@@ -10,6 +10,7 @@
 pub mod calendar;
 pub mod case;
 pub mod classify;
+pub mod command;
 pub mod holidays;
 pub mod intake;
 pub mod ladder;

@@ -4,6 +4,7 @@
 //! text rules against real mail from the shared corpus.
 
 mod cli;
+mod command;
 mod corpus;
 mod intake;
 mod ladder;

@@ -21,7 +21,7 @@ const STOP_GRACE: Duration = Duration::from_secs(20);
 
 /// Resolves when another connection has committed to the store (checked
 /// every second: `PRAGMA data_version` costs no I/O).
-pub async fn store_changed(store: &Store) {
+pub async fn store_changed(store: &mut Store) {
     let Ok(start) = store.data_version() else {
         return std::future::pending().await;
     };

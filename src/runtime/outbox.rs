@@ -210,7 +210,7 @@ pub async fn run(
                 _ = tokio::time::sleep(wait) => {}
                 _ = wake.outbox.notified() => {}
                 // Letters queued by another process (`redress tick`).
-                _ = super::store_changed(&store) => {}
+                _ = super::store_changed(&mut store) => {}
                 _ = token.cancelled() => break,
             }
         }

@@ -48,7 +48,7 @@ pub async fn run(
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
             _ = shared.timers.notified() => {}
-            _ = super::store_changed(&store) => {}
+            _ = super::store_changed(&mut store) => {}
             _ = token.cancelled() => break,
         }
     }

@@ -391,7 +391,7 @@ pub fn staff_case_letter(
 
 /// The help on staff commands that ends every staff email.
 pub fn commands_help() -> String {
-    crate::core::command::help_text().to_string()
+    crate::core::command::HELP.to_string()
 }
 
 /// Rung `rung` of the ladder: the email to that rung's person, saying who

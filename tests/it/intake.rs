@@ -5,8 +5,7 @@
 use crate::support::{complaint, count, example_config, header, reference_in, wait_store, Daemon, MailStack};
 use redress::adapters::db::Store;
 use redress::config::parse_str;
-use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 #[test]
 fn a_complaint_is_acknowledged_once_and_replies_join_its_case() {

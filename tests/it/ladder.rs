@@ -295,3 +295,72 @@ fn staff_extend_note_and_resolve_by_reply_and_forgeries_change_nothing() {
     assert_eq!(case(&store, &reference).status, "resolved");
     assert!(daemon.stop(), "clean stop");
 }
+
+/// The timers on a real SQLite store, without mail servers: a case whose
+/// target date is Thursday 25 March 2027 passes it into Good Friday; then
+/// a weekend with the clocks going forward and Easter Monday. Rung 1 goes
+/// on Tuesday 30 March at 09:00 BST, not before; dry runs change nothing;
+/// ticks are idempotent.
+#[test]
+fn escalation_waits_across_easter_a_weekend_and_the_clock_change() {
+    use redress::service::intake::{process, Arrival};
+    use redress::service::ladder::tick;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("s.sqlite");
+    let env = vec![("REDRESS_STORE_PATH".to_string(), path.display().to_string())];
+    let cfg = parse_str(&example_config(), "t", &env).expect("config");
+    let mut store = Store::open(&path).expect("store");
+    let desk = redress::service::Desk::new(cfg, &mut store).expect("desk");
+    let utc = |s: &str| -> DateTime<Utc> { s.parse().expect("instant") };
+    // Received Thursday 25 February 2027, 10:00: 20 working days later is
+    // Thursday 25 March.
+    let received = utc("2027-02-25T10:00:00Z");
+    let raw = complaint("Erin", "erin@example.net", "Late certificate", "erin-1@example.net", "", "Hello\r\n");
+    let arrival = Arrival {
+        received: Some(received),
+        ..Arrival::default()
+    };
+    process(&mut store, &desk, &raw, &arrival, received).expect("process");
+    let reference = store.list_cases(None).expect("cases")[0].reference.clone();
+    assert_eq!(
+        store.case(&reference).expect("q").expect("case").target_date.as_deref(),
+        Some("2027-03-25")
+    );
+    let outbox = |s: &Store| crate::support::count(s, "SELECT count(*) FROM outbox WHERE kind LIKE 'escalation-%'");
+    let sends = |actions: &[redress::service::ladder::TickAction]| {
+        actions
+            .iter()
+            .filter(|a| a.action == "send" && a.kind.starts_with("escalation-"))
+            .count()
+    };
+    // Good Friday, Saturday, Easter Sunday (clocks forward), Easter Monday,
+    // and Tuesday 08:59 BST: the timer waits, nothing goes.
+    for at in [
+        "2027-03-26T10:00:00Z",
+        "2027-03-27T10:00:00Z",
+        "2027-03-28T10:00:00Z",
+        "2027-03-29T10:00:00Z",
+        "2027-03-30T07:59:00Z",
+    ] {
+        let actions = tick(&mut store, &desk, utc(at), received, false).expect("tick");
+        assert_eq!(sends(&actions), 0, "{at}: {actions:?}");
+        assert!(actions.iter().all(|a| a.action == "wait" && a.at == "2027-03-30T08:00:00Z"), "{at}: {actions:?}");
+    }
+    assert_eq!(outbox(&store), 0);
+    // A dry run at 09:00 BST shows rung 1 and changes nothing.
+    let at = utc("2027-03-30T08:00:00Z");
+    let dry = tick(&mut store, &desk, at, received, true).expect("dry run");
+    assert_eq!(sends(&dry), 1, "{dry:?}");
+    assert!(dry.iter().any(|a| a.kind == "escalation-1" && a.to == "training.head@opp.example"));
+    assert_eq!(outbox(&store), 0, "a dry run queues nothing");
+    // The real tick at 09:00 BST sends rung 1; again at the same instant
+    // sends nothing.
+    assert_eq!(sends(&tick(&mut store, &desk, at, received, false).expect("tick")), 1);
+    assert_eq!(sends(&tick(&mut store, &desk, at, received, false).expect("tick")), 0);
+    assert_eq!(outbox(&store), 1);
+    assert_eq!(store.case(&reference).expect("q").expect("case").escalation_rung, 1);
+    // Rung 2 after 24 clock hours: Wednesday 09:00 BST.
+    assert_eq!(sends(&tick(&mut store, &desk, utc("2027-03-31T07:59:00Z"), received, false).expect("tick")), 0);
+    let two = tick(&mut store, &desk, utc("2027-03-31T08:00:00Z"), received, false).expect("tick");
+    assert!(two.iter().any(|a| a.kind == "escalation-2" && a.to == "operations.manager@opp.example"), "{two:?}");
+}

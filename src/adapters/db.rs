@@ -846,8 +846,9 @@ pub fn case_events(
     conn: &Connection,
     case_id: i64,
 ) -> anyhow::Result<Vec<(String, String, String, serde_json::Value)>> {
-    let mut stmt = conn
-        .prepare_cached("SELECT at, actor, kind, detail FROM events WHERE case_id = ?1 ORDER BY id")?;
+    let mut stmt = conn.prepare_cached(
+        "SELECT at, actor, kind, detail FROM events WHERE case_id = ?1 ORDER BY id",
+    )?;
     let rows = stmt.query_map(params![case_id], |r| {
         let detail: String = r.get(3)?;
         Ok((
@@ -888,7 +889,12 @@ pub fn due_deadlines(conn: &Connection, at: DateTime<Utc>) -> anyhow::Result<Vec
          ORDER BY due_at, id",
     )?;
     let rows = stmt.query_map(params![ts(at)], |r| {
-        Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?))
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, i64>(1)?,
+            r.get::<_, String>(2)?,
+            r.get::<_, String>(3)?,
+        ))
     })?;
     let mut out = Vec::new();
     for row in rows {

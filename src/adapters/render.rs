@@ -97,6 +97,11 @@ const DEFAULTS: &[(&str, &str, Option<&str>)] = &[
         include_str!("../../templates/assigned.txt.hbs"),
         None,
     ),
+    (
+        "acknowledgement-overdue",
+        include_str!("../../templates/acknowledgement-overdue.txt.hbs"),
+        None,
+    ),
 ];
 
 /// Text partials shared by letters: name (as in `{{> NAME}}`), embedded
@@ -348,6 +353,13 @@ pub fn sample(name: &str) -> Value {
             ],
             "commands_help": SAMPLE_COMMANDS_HELP,
         }),
+        "acknowledgement-overdue" => json!({
+            "recipient_name": "Jane Hughes",
+            "complainant_name": complainant,
+            "complainant_email": "alice@example.net",
+            "subject": "My certificate has not arrived",
+            "received_date": "Monday 23 November 2026",
+        }),
         "staff-unauthenticated" => json!({
             "recipient_name": "Jane Hughes",
             "sender": "priya.shah@opp.example",
@@ -576,7 +588,7 @@ mod tests {
     #[test]
     fn every_letter_renders_with_its_samples() {
         let t = Templates::load(None).expect("templates");
-        assert_eq!(Templates::names().count(), 15);
+        assert_eq!(Templates::names().count(), 16);
         for name in Templates::names() {
             let samples = samples(name);
             assert!(!samples.is_empty());

@@ -50,9 +50,7 @@ pub fn on_due(
         {
             DueAction::Apply(Event::Escalate { rung: n + 1 })
         }
-        DeadlineKind::HoldUntil if case.status == Status::OnHold => {
-            DueAction::Apply(Event::Resume)
-        }
+        DeadlineKind::HoldUntil if case.status == Status::OnHold => DueAction::Apply(Event::Resume),
         DeadlineKind::NextStageWindow if case.status == Status::Resolved => {
             // No mail: the window simply closes.
             return Ok(DueAction::Apply(Event::Close));
@@ -159,7 +157,9 @@ mod tests {
             target_date: Some("2027-03-25".parse().expect("d")),
             ..case
         };
-        let due = cal.end_of_day("2027-03-25".parse().expect("d")).expect("eod");
+        let due = cal
+            .end_of_day("2027-03-25".parse().expect("d"))
+            .expect("eod");
         assert_eq!(
             climb(case, due, &ctx),
             vec![
@@ -237,7 +237,12 @@ mod tests {
             Ok(DueAction::AcknowledgementOverdue)
         );
         assert_eq!(
-            on_due(&case, DeadlineKind::Acknowledge, utc("2026-12-26T10:00:00Z"), &ctx),
+            on_due(
+                &case,
+                DeadlineKind::Acknowledge,
+                utc("2026-12-26T10:00:00Z"),
+                &ctx
+            ),
             Ok(DueAction::Wait(utc("2026-12-29T09:00:00Z")))
         );
     }

@@ -151,7 +151,10 @@ mod tests {
             Some(("OPP-2026-0001", "abc123"))
         );
         assert_eq!(
-            parse_plus_address("other+OPP-2026-0001.abc@opp.example", "complaints@opp.example"),
+            parse_plus_address(
+                "other+OPP-2026-0001.abc@opp.example",
+                "complaints@opp.example"
+            ),
             None
         );
         assert_eq!(

@@ -197,7 +197,10 @@ fn complainant_letter(
                 "target_date": target,
             }),
         ),
-        Letter::Resolution(outcome) => ("resolution", resolution_data(desk, case, *outcome, details, when)?),
+        Letter::Resolution(outcome) => (
+            "resolution",
+            resolution_data(desk, case, *outcome, details, when)?,
+        ),
     };
     to_complainant(tx, desk, record, template, data, when)
 }
@@ -216,7 +219,9 @@ fn resolution_data(
     let window = procedure.stage(&case.stage).and_then(|s| s.escalate_within);
     let (has_appeal, route, deadline) = match (next, window) {
         (Some(next), Some(window)) if outcome != Outcome::Withdrawn => {
-            let due = window.due_from(when.at, &desk.calendar)?.date(&desk.calendar);
+            let due = window
+                .due_from(when.at, &desk.calendar)?
+                .date(&desk.calendar);
             let route = match next.answered_by {
                 Answerer::ManagingDirector => "an appeal to the Managing Director".to_string(),
                 _ => format!("the {} stage of our complaints procedure", next.name),
@@ -247,7 +252,12 @@ pub fn rung_person(desk: &Desk, department: &str, rung: u8) -> (String, String) 
             .map(|d| person(&d.head))
             .unwrap_or_else(|| person(&staff.quality_coordinator)),
         2 => dept
-            .and_then(|d| staff.senior_managers.iter().find(|m| m.id == d.senior_manager))
+            .and_then(|d| {
+                staff
+                    .senior_managers
+                    .iter()
+                    .find(|m| m.id == d.senior_manager)
+            })
             .map(|m| (m.name.clone(), m.address.clone()))
             .unwrap_or_else(|| person(&staff.managing_director)),
         _ => person(&staff.managing_director),
@@ -310,12 +320,9 @@ fn describe(kind: &str, detail: &Value) -> String {
         }
     };
     match kind {
-        "letter-queued" => format!("letter {} to {}", field("kind"), field("to")),
-        "escalated" => format!(
-            "escalated to {} ({})",
-            field("name"),
-            field("title")
-        ),
+        "letter-queued" => format!("letter {} to {} queued", field("kind"), field("to")),
+        "letter-sent" => format!("letter {} to {} sent", field("kind"), field("to")),
+        "escalated" => format!("escalated to {} ({})", field("name"), field("title")),
         "note" => format!("internal note: {}", short(field("text"))),
         "message-received" | "staff-message" | "staff-message-unauthenticated" => {
             format!("{kind}: {}", short(field("subject")))

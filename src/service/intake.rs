@@ -268,13 +268,15 @@ fn thread_facts(tx: &Transaction, desk: &Desk, m: &Inbound) -> anyhow::Result<Th
     let ids: Vec<&str> = m
         .referenced_ids()
         .into_iter()
-        .filter(|id| match crate::core::token::parse_message_id(id, domain) {
-            Some((reference, t)) => {
-                crate::core::token::verify(&desk.secret, reference, m.from_address(), t)
-                    || crate::core::token::verify(&desk.secret, reference, m.reply_address(), t)
-            }
-            None => true,
-        })
+        .filter(
+            |id| match crate::core::token::parse_message_id(id, domain) {
+                Some((reference, t)) => {
+                    crate::core::token::verify(&desk.secret, reference, m.from_address(), t)
+                        || crate::core::token::verify(&desk.secret, reference, m.reply_address(), t)
+                }
+                None => true,
+            },
+        )
         .collect();
     facts.referenced_case = db::case_by_message_ids(tx, &ids)?;
     Ok(facts)
@@ -654,6 +656,7 @@ fn open_case(
                                 "body": display_body(m),
                                 "noted_reference": noted_reference.as_ref().map(|r| r.to_string()).unwrap_or_default(),
                                 "acknowledgement_note": held_note.clone().unwrap_or_default(),
+                                "commands_help": super::casework::commands_help(),
                             }),
                         },
                         now,

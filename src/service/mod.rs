@@ -73,16 +73,30 @@ impl Desk {
     pub fn staff_member(&self, address: &str) -> Option<(String, String)> {
         let s = &self.config.staff;
         let mut people: Vec<(&str, &str, String)> = vec![
-            (&s.quality_coordinator.name, &s.quality_coordinator.address, "quality-coordinator".into()),
-            (&s.managing_director.name, &s.managing_director.address, "managing-director".into()),
+            (
+                &s.quality_coordinator.name,
+                &s.quality_coordinator.address,
+                "quality-coordinator".into(),
+            ),
+            (
+                &s.managing_director.name,
+                &s.managing_director.address,
+                "managing-director".into(),
+            ),
         ];
-        people.extend(
-            s.senior_managers
-                .iter()
-                .map(|m| (m.name.as_str(), m.address.as_str(), format!("senior-manager:{}", m.id))),
-        );
+        people.extend(s.senior_managers.iter().map(|m| {
+            (
+                m.name.as_str(),
+                m.address.as_str(),
+                format!("senior-manager:{}", m.id),
+            )
+        }));
         people.extend(s.departments.iter().map(|d| {
-            (d.head.name.as_str(), d.head.address.as_str(), format!("department-head:{}", d.id))
+            (
+                d.head.name.as_str(),
+                d.head.address.as_str(),
+                format!("department-head:{}", d.id),
+            )
         }));
         people
             .into_iter()

@@ -37,9 +37,14 @@ use serde_json::json;
 /// made for this case and this sender.
 fn authenticated_case(tx: &Transaction, desk: &Desk, m: &Inbound) -> anyhow::Result<Option<i64>> {
     let cfg = &desk.config;
-    let ids = m.in_reply_to.iter().chain(&m.references).map(String::as_str);
+    let ids = m
+        .in_reply_to
+        .iter()
+        .chain(&m.references)
+        .map(String::as_str);
     let rcpts = m.to.iter().chain(&m.cc).map(|a| a.address.as_str());
-    for (reference, t) in token::carried(ids, rcpts, cfg.message_id_domain(), &cfg.mailbox.address) {
+    for (reference, t) in token::carried(ids, rcpts, cfg.message_id_domain(), &cfg.mailbox.address)
+    {
         if token::verify(&desk.secret, reference, m.from_address(), t) {
             if let Some(case_id) = db::case_id(tx, reference)? {
                 return Ok(Some(case_id));
@@ -83,7 +88,7 @@ fn unauthenticated(
         Some(id) => db::case_reference(tx, id)?,
         None => String::new(),
     };
-    let reason = "it does not answer a notification sent to that address about this case (no valid token), so it may not be from them";
+    let reason = "it does not answer a notification sent to that address about this case (it carries no valid token), so it may not be from them";
     db::append_event(
         tx,
         case_id,
@@ -315,7 +320,10 @@ fn act(
         }
     };
     let when = When::now(now);
-    let names: Vec<String> = planned.iter().map(|p| p.command.name().to_string()).collect();
+    let names: Vec<String> = planned
+        .iter()
+        .map(|p| p.command.name().to_string())
+        .collect();
     // The text is a note unless it is the response.
     if !parsed.text_goes_to_complainant()
         && (!parsed.text.trim().is_empty() || parsed.commands.is_empty())
@@ -332,12 +340,16 @@ fn act(
     for p in &planned {
         let detail = match &p.command {
             Command::Assign { department } => json!({"department": department}),
-            Command::Hold { reason, until } => json!({"reason": reason, "until": until.map(|d| d.to_string())}),
+            Command::Hold { reason, until } => {
+                json!({"reason": reason, "until": until.map(|d| d.to_string())})
+            }
             Command::Extend { reason, .. } => json!({
                 "reason": reason,
                 "to": p.transition.as_ref().and_then(|t| t.case.target_date).map(|d| d.to_string()),
             }),
-            Command::Resolve { outcome } => json!({"outcome": outcome.as_str(), "response": parsed.text}),
+            Command::Resolve { outcome } => {
+                json!({"outcome": outcome.as_str(), "response": parsed.text})
+            }
             Command::Reply => json!({"response": parsed.text}),
             Command::External { body } => json!({"body": body}),
             Command::Note | Command::Formal | Command::Resume => json!({}),

@@ -2,7 +2,9 @@
 //! real Postfix into a real Dovecot, the daemon as admins run it, letters
 //! read back from the recipients' mailboxes.
 
-use crate::support::{complaint, count, example_config, header, reference_in, wait_store, Daemon, MailStack};
+use crate::support::{
+    complaint, count, example_config, header, reference_in, wait_store, Daemon, MailStack,
+};
 use redress::adapters::db::Store;
 use redress::config::parse_str;
 use std::time::Duration;

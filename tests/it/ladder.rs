@@ -21,7 +21,12 @@ fn calendar() -> WorkingCalendar {
 }
 
 /// `hh:mm` local time on the first working day after `date`.
-fn working_morning_after(cal: &WorkingCalendar, date: NaiveDate, hh: u32, mm: u32) -> DateTime<Utc> {
+fn working_morning_after(
+    cal: &WorkingCalendar,
+    date: NaiveDate,
+    hh: u32,
+    mm: u32,
+) -> DateTime<Utc> {
     let day = cal.next_working_day(date).expect("working day");
     cal.resolve_local(day.and_time(NaiveTime::from_hms_opt(hh, mm, 0).expect("time")))
         .expect("instant")
@@ -33,7 +38,13 @@ fn tick(stack: &MailStack, store: &Path, at: DateTime<Utc>, more: &[&str]) -> St
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let at = at.to_rfc3339();
     let config = crate::support::repo().join("config.example.toml");
-    let mut args = vec!["tick", "--config", config.to_str().expect("path"), "--at", &at];
+    let mut args = vec![
+        "tick",
+        "--config",
+        config.to_str().expect("path"),
+        "--at",
+        &at,
+    ];
     args.extend_from_slice(more);
     let out = redress(&args, &env);
     assert!(
@@ -91,7 +102,14 @@ fn file_complaint(stack: &MailStack, who: &str, subject: &str) -> String {
     stack.deliver(
         &address,
         "complaints@opp.example",
-        &complaint(who, &address, subject, &format!("{who}-1@example.net"), "", "Hello,\r\n\r\nMy certificate has not arrived.\r\n"),
+        &complaint(
+            who,
+            &address,
+            subject,
+            &format!("{who}-1@example.net"),
+            "",
+            "Hello,\r\n\r\nMy certificate has not arrived.\r\n",
+        ),
     );
     let acks = stack.wait_for(&address, 1, 20, |m| {
         m.contains("We have received your complaint")
@@ -129,7 +147,11 @@ fn the_ladder_climbs_to_the_md_and_a_department_head_reply_stops_it() {
     assert!(sends
         .iter()
         .all(|a| a["kind"] == "escalation-1" && a["to"] == "training.head@opp.example"));
-    assert_eq!(case(&store, &late).escalation_rung, 0, "a dry run changes nothing");
+    assert_eq!(
+        case(&store, &late).escalation_rung,
+        0,
+        "a dry run changes nothing"
+    );
     let out = tick(&stack, &store, t1, &[]);
     assert!(out.contains("escalation-1"), "{out}");
     // The same instant again does nothing: ticks are idempotent.
@@ -150,7 +172,12 @@ fn the_ladder_climbs_to_the_md_and_a_department_head_reply_stops_it() {
     stack.deliver(
         "training.head@opp.example",
         "complaints@opp.example",
-        &reply(to_bob, "training.head@opp.example", "head-1@opp.example", "I have called Bob; the certificate is being reprinted."),
+        &reply(
+            to_bob,
+            "training.head@opp.example",
+            "head-1@opp.example",
+            "I have called Bob; the certificate is being reprinted.",
+        ),
     );
     wait_store(&store, 30, "bob's case records the response", |s| {
         s.case(&answered)
@@ -165,8 +192,14 @@ fn the_ladder_climbs_to_the_md_and_a_department_head_reply_stops_it() {
     let t2 = cal.next_working_time(t2).expect("working time");
     let out = tick(&stack, &store, t2, &[]);
     assert!(out.contains("escalation-2"), "{out}");
-    let rung2 = stack.wait_for("operations.manager@opp.example", 1, 30, |m| m.contains(&late));
-    assert!(flat(&rung2[0]).contains("Head of Training"), "says who was asked before:\n{}", rung2[0]);
+    let rung2 = stack.wait_for("operations.manager@opp.example", 1, 30, |m| {
+        m.contains(&late)
+    });
+    assert!(
+        flat(&rung2[0]).contains("Head of Training"),
+        "says who was asked before:\n{}",
+        rung2[0]
+    );
     assert!(!stack
         .mailbox("operations.manager@opp.example")
         .iter()
@@ -179,7 +212,10 @@ fn the_ladder_climbs_to_the_md_and_a_department_head_reply_stops_it() {
     tick(&stack, &store, t3, &[]);
     let rung3 = stack.wait_for("md@opp.example", 1, 30, |m| m.contains(&late));
     let text = flat(&rung3[0]);
-    assert!(text.contains("Head of Training") && text.contains("Operations Manager"), "{text}");
+    assert!(
+        text.contains("Head of Training") && text.contains("Operations Manager"),
+        "{text}"
+    );
     assert_eq!(case(&store, &late).escalation_rung, 3);
     // Rung 3 is the top: nothing more, however long it waits.
     let later = tick(&stack, &store, t3 + chrono::Duration::days(10), &[]);
@@ -198,7 +234,9 @@ fn staff_extend_note_and_resolve_by_reply_and_forgeries_change_nothing() {
     let other = file_complaint(&stack, "dave", "Rude trainer");
     // The routing rule sends "assessment" to the head of assessment.
     let notice = stack
-        .wait_for("assessment.head@opp.example", 1, 30, |m| m.contains(&reference))
+        .wait_for("assessment.head@opp.example", 1, 30, |m| {
+            m.contains(&reference)
+        })
         .remove(0);
     assert_eq!(header(&notice, "Reply-To"), Some("complaints@opp.example"));
     let before: NaiveDate = case(&store, &reference)
@@ -211,15 +249,24 @@ fn staff_extend_note_and_resolve_by_reply_and_forgeries_change_nothing() {
     stack.deliver(
         "assessment.head@opp.example",
         "complaints@opp.example",
-        &reply(&notice, "assessment.head@opp.example", "ext-1@opp.example", "#extend 5 waiting for witness statement"),
+        &reply(
+            &notice,
+            "assessment.head@opp.example",
+            "ext-1@opp.example",
+            "#extend 5 waiting for witness statement",
+        ),
     );
     let today = cal.local_date(Utc::now());
-    let expected = cal
-        .add_working_days(before.max(today), 5)
-        .expect("date");
+    let expected = cal.add_working_days(before.max(today), 5).expect("date");
     let shown = expected.format("%A %-d %B %Y").to_string();
-    let letters = stack.wait_for("carol@example.net", 1, 30, |m| flat(m).contains("waiting for witness statement"));
-    assert!(flat(&letters[0]).contains(&shown), "extension letter shows {shown}:\n{}", letters[0]);
+    let letters = stack.wait_for("carol@example.net", 1, 30, |m| {
+        flat(m).contains("waiting for witness statement")
+    });
+    assert!(
+        flat(&letters[0]).contains(&shown),
+        "extension letter shows {shown}:\n{}",
+        letters[0]
+    );
     assert_eq!(
         case(&store, &reference).target_date.as_deref(),
         Some(expected.to_string().as_str())
@@ -230,29 +277,53 @@ fn staff_extend_note_and_resolve_by_reply_and_forgeries_change_nothing() {
     stack.deliver(
         "assessment.head@opp.example",
         "complaints@opp.example",
-        &reply(&notice, "assessment.head@opp.example", "note-1@opp.example", secret),
+        &reply(
+            &notice,
+            "assessment.head@opp.example",
+            "note-1@opp.example",
+            secret,
+        ),
     );
     wait_store(&store, 30, "the note is recorded", |s| {
-        s.case_detail(&reference)
-            .ok()
-            .flatten()
-            .is_some_and(|d| d.events.iter().any(|e| e.kind == "note" && e.detail.to_string().contains("office move")))
+        s.case_detail(&reference).ok().flatten().is_some_and(|d| {
+            d.events
+                .iter()
+                .any(|e| e.kind == "note" && e.detail.to_string().contains("office move"))
+        })
     });
 
     // A forged staff mail: right From, right subject, no valid token.
     let forged = format!(
         "From: Head of Assessment <assessment.head@opp.example>\r\nTo: complaints@opp.example\r\nSubject: Re: [{reference}]\r\nMessage-ID: <forged-1@evil.example>\r\nIn-Reply-To: <r1.{reference}.00000000000000000000@opp.example>\r\nDate: Mon, 23 Nov 2026 12:00:00 +0000\r\nContent-Type: text/plain\r\n\r\n#resolve upheld\r\nWe agree entirely and will refund everything.\r\n"
     );
-    stack.deliver("assessment.head@opp.example", "complaints@opp.example", forged.as_bytes());
+    stack.deliver(
+        "assessment.head@opp.example",
+        "complaints@opp.example",
+        forged.as_bytes(),
+    );
     stack.wait_for("quality@opp.example", 1, 30, |m| {
-        m.contains("forged-1@evil.example") || (m.contains(&reference) && flat(m).contains("not"))
-            && header(m, "Subject").is_some_and(|s| s.contains("authenticat") || s.contains("verified") || s.contains("staff"))
+        header(m, "Subject").is_some_and(|s| s.contains("not accepted as a staff action"))
+            && m.contains(&reference)
     });
     // A complainant quoting the token of someone else's case: dave answers
     // the head of assessment's notification about carol's case.
-    let mut from_dave = String::from_utf8(reply(&notice, "dave@example.net", "dave-2@example.net", "#resolve upheld\r\nI resolve this in my favour.")).expect("utf8");
-    from_dave = from_dave.replacen("From: Staff <dave@example.net>", "From: Dave <dave@example.net>", 1);
-    stack.deliver("dave@example.net", "complaints@opp.example", from_dave.as_bytes());
+    let mut from_dave = String::from_utf8(reply(
+        &notice,
+        "dave@example.net",
+        "dave-2@example.net",
+        "#resolve upheld\r\nI resolve this in my favour.",
+    ))
+    .expect("utf8");
+    from_dave = from_dave.replacen(
+        "From: Staff <dave@example.net>",
+        "From: Dave <dave@example.net>",
+        1,
+    );
+    stack.deliver(
+        "dave@example.net",
+        "complaints@opp.example",
+        from_dave.as_bytes(),
+    );
     wait_store(&store, 30, "both mails processed", |s| {
         crate::support::count(s, "SELECT count(*) FROM messages WHERE message_id IN ('forged-1@evil.example', 'dave-2@example.net') AND processed_at IS NOT NULL") == 2
     });
@@ -269,11 +340,16 @@ fn staff_extend_note_and_resolve_by_reply_and_forgeries_change_nothing() {
         &reply(&notice, "assessment.head@opp.example", "res-1@opp.example", "#resolve partly-upheld\r\nWe are sorry that your assessment feedback was late. It is attached to this letter.\r\n\r\nKind regards,\r\nHead of Assessment"),
     );
     let resolution = stack
-        .wait_for("carol@example.net", 1, 30, |m| flat(m).contains("We are sorry that your assessment feedback was late"))
+        .wait_for("carol@example.net", 1, 30, |m| {
+            flat(m).contains("We are sorry that your assessment feedback was late")
+        })
         .remove(0);
     let appeal = redress::core::calendar::add_months(today, 1).expect("date");
     let text = flat(&resolution);
-    assert!(text.contains(&appeal.format("%A %-d %B %Y").to_string()), "appeal deadline {appeal}:\n{text}");
+    assert!(
+        text.contains(&appeal.format("%A %-d %B %Y").to_string()),
+        "appeal deadline {appeal}:\n{text}"
+    );
     let c = case(&store, &reference);
     assert_eq!(c.status, "resolved");
     assert_eq!(c.outcome.as_deref(), Some("partly-upheld"));
@@ -282,16 +358,29 @@ fn staff_extend_note_and_resolve_by_reply_and_forgeries_change_nothing() {
     // a staff address.
     for m in stack.mailbox("carol@example.net") {
         let text = flat(&m);
-        assert!(!text.contains("office move"), "a note reached the complainant:\n{m}");
-        assert!(!text.contains("assessment.head@"), "a staff address reached the complainant:\n{m}");
+        assert!(
+            !text.contains("office move"),
+            "a note reached the complainant:\n{m}"
+        );
+        assert!(
+            !text.contains("assessment.head@"),
+            "a staff address reached the complainant:\n{m}"
+        );
     }
     // A command that is not understood changes nothing and comes back.
     stack.deliver(
         "assessment.head@opp.example",
         "complaints@opp.example",
-        &reply(&notice, "assessment.head@opp.example", "bad-1@opp.example", "#frobnicate now"),
+        &reply(
+            &notice,
+            "assessment.head@opp.example",
+            "bad-1@opp.example",
+            "#frobnicate now",
+        ),
     );
-    stack.wait_for("assessment.head@opp.example", 1, 30, |m| flat(m).contains("#frobnicate"));
+    stack.wait_for("assessment.head@opp.example", 1, 30, |m| {
+        flat(m).contains("#frobnicate")
+    });
     assert_eq!(case(&store, &reference).status, "resolved");
     assert!(daemon.stop(), "clean stop");
 }
@@ -315,7 +404,14 @@ fn escalation_waits_across_easter_a_weekend_and_the_clock_change() {
     // Received Thursday 25 February 2027, 10:00: 20 working days later is
     // Thursday 25 March.
     let received = utc("2027-02-25T10:00:00Z");
-    let raw = complaint("Erin", "erin@example.net", "Late certificate", "erin-1@example.net", "", "Hello\r\n");
+    let raw = complaint(
+        "Erin",
+        "erin@example.net",
+        "Late certificate",
+        "erin-1@example.net",
+        "",
+        "Hello\r\n",
+    );
     let arrival = Arrival {
         received: Some(received),
         ..Arrival::default()
@@ -323,10 +419,20 @@ fn escalation_waits_across_easter_a_weekend_and_the_clock_change() {
     process(&mut store, &desk, &raw, &arrival, received).expect("process");
     let reference = store.list_cases(None).expect("cases")[0].reference.clone();
     assert_eq!(
-        store.case(&reference).expect("q").expect("case").target_date.as_deref(),
+        store
+            .case(&reference)
+            .expect("q")
+            .expect("case")
+            .target_date
+            .as_deref(),
         Some("2027-03-25")
     );
-    let outbox = |s: &Store| crate::support::count(s, "SELECT count(*) FROM outbox WHERE kind LIKE 'escalation-%'");
+    let outbox = |s: &Store| {
+        crate::support::count(
+            s,
+            "SELECT count(*) FROM outbox WHERE kind LIKE 'escalation-%'",
+        )
+    };
     let sends = |actions: &[redress::service::ladder::TickAction]| {
         actions
             .iter()
@@ -344,23 +450,66 @@ fn escalation_waits_across_easter_a_weekend_and_the_clock_change() {
     ] {
         let actions = tick(&mut store, &desk, utc(at), received, false).expect("tick");
         assert_eq!(sends(&actions), 0, "{at}: {actions:?}");
-        assert!(actions.iter().all(|a| a.action == "wait" && a.at == "2027-03-30T08:00:00Z"), "{at}: {actions:?}");
+        assert!(
+            actions
+                .iter()
+                .all(|a| a.action == "wait" && a.at == "2027-03-30T08:00:00Z"),
+            "{at}: {actions:?}"
+        );
     }
     assert_eq!(outbox(&store), 0);
     // A dry run at 09:00 BST shows rung 1 and changes nothing.
     let at = utc("2027-03-30T08:00:00Z");
     let dry = tick(&mut store, &desk, at, received, true).expect("dry run");
     assert_eq!(sends(&dry), 1, "{dry:?}");
-    assert!(dry.iter().any(|a| a.kind == "escalation-1" && a.to == "training.head@opp.example"));
+    assert!(dry
+        .iter()
+        .any(|a| a.kind == "escalation-1" && a.to == "training.head@opp.example"));
     assert_eq!(outbox(&store), 0, "a dry run queues nothing");
     // The real tick at 09:00 BST sends rung 1; again at the same instant
     // sends nothing.
-    assert_eq!(sends(&tick(&mut store, &desk, at, received, false).expect("tick")), 1);
-    assert_eq!(sends(&tick(&mut store, &desk, at, received, false).expect("tick")), 0);
+    assert_eq!(
+        sends(&tick(&mut store, &desk, at, received, false).expect("tick")),
+        1
+    );
+    assert_eq!(
+        sends(&tick(&mut store, &desk, at, received, false).expect("tick")),
+        0
+    );
     assert_eq!(outbox(&store), 1);
-    assert_eq!(store.case(&reference).expect("q").expect("case").escalation_rung, 1);
+    assert_eq!(
+        store
+            .case(&reference)
+            .expect("q")
+            .expect("case")
+            .escalation_rung,
+        1
+    );
     // Rung 2 after 24 clock hours: Wednesday 09:00 BST.
-    assert_eq!(sends(&tick(&mut store, &desk, utc("2027-03-31T07:59:00Z"), received, false).expect("tick")), 0);
-    let two = tick(&mut store, &desk, utc("2027-03-31T08:00:00Z"), received, false).expect("tick");
-    assert!(two.iter().any(|a| a.kind == "escalation-2" && a.to == "operations.manager@opp.example"), "{two:?}");
+    assert_eq!(
+        sends(
+            &tick(
+                &mut store,
+                &desk,
+                utc("2027-03-31T07:59:00Z"),
+                received,
+                false
+            )
+            .expect("tick")
+        ),
+        0
+    );
+    let two = tick(
+        &mut store,
+        &desk,
+        utc("2027-03-31T08:00:00Z"),
+        received,
+        false,
+    )
+    .expect("tick");
+    assert!(
+        two.iter()
+            .any(|a| a.kind == "escalation-2" && a.to == "operations.manager@opp.example"),
+        "{two:?}"
+    );
 }

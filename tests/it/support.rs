@@ -364,7 +364,12 @@ pub fn reference_in(subject: &str) -> String {
 }
 
 /// Polls the store until `check` holds.
-pub fn wait_store(store: &Path, secs: u64, what: &str, check: impl Fn(&redress::adapters::db::Store) -> bool) {
+pub fn wait_store(
+    store: &Path,
+    secs: u64,
+    what: &str,
+    check: impl Fn(&redress::adapters::db::Store) -> bool,
+) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
     loop {
         if let Ok(s) = redress::adapters::db::Store::open(store) {
@@ -372,7 +377,10 @@ pub fn wait_store(store: &Path, secs: u64, what: &str, check: impl Fn(&redress::
                 return;
             }
         }
-        assert!(std::time::Instant::now() < deadline, "timed out waiting for: {what}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for: {what}"
+        );
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
 }

@@ -424,6 +424,13 @@ pub struct Staff {
     pub departments: Vec<Department>,
     /// The department a case goes to when no routing rule matches.
     pub default_department: Option<String>,
+    /// The key of the tokens that authenticate staff replies (at least 32
+    /// characters), from this file (may be under `$CREDENTIALS_DIRECTORY`).
+    /// Without it, a random key is generated into the store.
+    pub token_secret_file: Option<PathBuf>,
+    /// Read from `token_secret_file` by [`load`].
+    #[serde(skip)]
+    pub token_secret: Option<Secret>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -589,15 +596,30 @@ pub fn load(path: &Path) -> anyhow::Result<Config> {
     let env: Vec<(String, String)> = std::env::vars().collect();
     let mut config = parse_str(&text, &path.display().to_string(), &env)?;
     let origin = path.display().to_string();
+    config.staff.token_secret = resolve_password(
+        &origin,
+        "staff.token_secret_file",
+        None,
+        &config.staff.token_secret_file,
+    )?;
+    if let Some(t) = &config.staff.token_secret {
+        if t.expose().trim().len() < 32 {
+            return Err(ConfigError::one(
+                &origin,
+                "key `staff.token_secret_file`: the secret must be at least 32 characters".into(),
+            )
+            .into());
+        }
+    }
     config.imap.password = resolve_password(
         &origin,
-        "imap",
+        "imap.password_file",
         config.imap.password.take(),
         &config.imap.password_file,
     )?;
     config.smtp.password = resolve_password(
         &origin,
-        "smtp",
+        "smtp.password_file",
         config.smtp.password.take(),
         &config.smtp.password_file,
     )?;
@@ -620,7 +642,7 @@ pub fn expand_credentials(path: &Path) -> PathBuf {
 
 fn resolve_password(
     origin: &str,
-    section: &str,
+    key: &str,
     password: Option<Secret>,
     file: &Option<PathBuf>,
 ) -> Result<Option<Secret>, ConfigError> {
@@ -631,17 +653,14 @@ fn resolve_password(
     let text = std::fs::read_to_string(&path).map_err(|e| {
         ConfigError::one(
             origin,
-            format!(
-                "key `{section}.password_file`: cannot read {}: {e}",
-                path.display()
-            ),
+            format!("key `{key}`: cannot read {}: {e}", path.display()),
         )
     })?;
     let secret = text.trim_end_matches(['\r', '\n']).to_string();
     if secret.is_empty() {
         return Err(ConfigError::one(
             origin,
-            format!("key `{section}.password_file`: {} is empty", path.display()),
+            format!("key `{key}`: {} is empty", path.display()),
         ));
     }
     Ok(Some(Secret(secret)))

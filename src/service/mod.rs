@@ -35,9 +35,15 @@ impl Desk {
     pub fn new(config: Config, store: &mut Store) -> anyhow::Result<Desk> {
         let calendar = config.calendar(None)?;
         let templates = Templates::load(config.templates.dir.as_deref())?;
-        let tx = store.transaction()?;
-        let secret = crate::adapters::db::secret(&tx, "token-secret", random_secret)?;
-        tx.commit()?;
+        let secret = match &config.staff.token_secret {
+            Some(s) => s.expose().trim().as_bytes().to_vec(),
+            None => {
+                let tx = store.transaction()?;
+                let secret = crate::adapters::db::secret(&tx, "token-secret", random_secret)?;
+                tx.commit()?;
+                secret
+            }
+        };
         let mut addresses = vec![config.mailbox.address.to_ascii_lowercase()];
         let from = config.from_address().to_ascii_lowercase();
         if !addresses.contains(&from) {

@@ -185,7 +185,20 @@ fn plan(
                 }
                 None
             }
-            Command::Formal => Some(Event::NextStage),
+            // The formal stage follows the first (informal) one; a case
+            // already past it is taken further by the complainant.
+            Command::Formal => {
+                let first = desk.procedure.first_stage().map(|s| &s.name);
+                if first == Some(&current.stage) {
+                    Some(Event::NextStage)
+                } else {
+                    problems.push(problem(format!(
+                        "the case is already at the {} stage",
+                        current.stage
+                    )));
+                    None
+                }
+            }
             Command::Hold { reason, until } => {
                 details.reason = reason.clone();
                 Some(Event::Hold {

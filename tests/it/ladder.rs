@@ -256,7 +256,7 @@ fn staff_extend_note_and_resolve_by_reply_and_forgeries_change_nothing() {
             "#extend 5 waiting for witness statement",
         ),
     );
-    let today = cal.local_date(Utc::now());
+    let today = cal.local_date(redress::clock::now());
     let expected = cal.add_working_days(before.max(today), 5).expect("date");
     let shown = expected.format("%A %-d %B %Y").to_string();
     let letters = stack.wait_for("carol@example.net", 1, 30, |m| {
@@ -512,4 +512,155 @@ fn escalation_waits_across_easter_a_weekend_and_the_clock_change() {
             .any(|a| a.kind == "escalation-2" && a.to == "operations.manager@opp.example"),
         "{two:?}"
     );
+}
+
+/// The other commands on a real store, with replies that carry a valid
+/// token as a mail client's would: #hold with an end date (resumed by the
+/// timer), #resume, #assign, #external, #formal, and a #reply that quotes
+/// an internal note (refused, nothing sent).
+#[test]
+fn hold_resume_assign_external_formal_and_a_leaking_reply() {
+    use redress::service::intake::{process, Arrival, Processed};
+    use redress::service::ladder::tick;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("s.sqlite");
+    let env = vec![("REDRESS_STORE_PATH".to_string(), path.display().to_string())];
+    let cfg = parse_str(&example_config(), "t", &env).expect("config");
+    let mut store = Store::open(&path).expect("store");
+    let desk = redress::service::Desk::new(cfg, &mut store).expect("desk");
+    let utc = |s: &str| -> DateTime<Utc> { s.parse().expect("instant") };
+    let now = utc("2026-11-23T10:00:00Z");
+    let raw = complaint(
+        "Fay",
+        "fay@example.net",
+        "Late certificate",
+        "fay-1@example.net",
+        "",
+        "Hello\r\n",
+    );
+    process(&mut store, &desk, &raw, &Arrival::default(), now).expect("process");
+    let reference = store.list_cases(None).expect("cases")[0].reference.clone();
+    let head = "training.head@opp.example";
+    let token = redress::core::token::token(&desk.secret, &reference, head);
+    let notice_id = redress::core::token::message_id(3, &reference, &token, "opp.example");
+    let mut n = 0;
+    let mut staff = |store: &mut Store, body: &str, at: &str| -> Processed {
+        n += 1;
+        let raw = format!(
+            "From: Head of Training <{head}>\r\nTo: complaints@opp.example\r\nSubject: Re: New complaint {reference}\r\nMessage-ID: <staff-{n}@opp.example>\r\nIn-Reply-To: <{notice_id}>\r\nReferences: <{notice_id}>\r\nDate: Mon, 23 Nov 2026 11:00:00 +0000\r\nContent-Type: text/plain\r\n\r\n{body}\r\n\r\nOn 23/11/2026 10:00, OP Performance Limited wrote:\r\n> A new complaint has been received\r\n"
+        );
+        process(store, &desk, raw.as_bytes(), &Arrival::default(), utc(at)).expect("staff mail")
+    };
+    let case = |store: &Store| store.case(&reference).expect("q").expect("case");
+    let letters = |store: &Store, kind: &str| {
+        crate::support::count(store, &format!("SELECT count(*) FROM outbox WHERE kind = '{kind}' AND recipient = 'fay@example.net'"))
+    };
+    let target = case(&store).target_date.expect("target");
+
+    // #hold until a date: on hold, the hold letter; the timer resumes it.
+    let p = staff(
+        &mut store,
+        "#hold the tutor is on leave until 30 November 2026",
+        "2026-11-24T10:00:00Z",
+    );
+    assert!(
+        matches!(
+            p,
+            Processed::Staff {
+                authenticated: true,
+                ..
+            }
+        ),
+        "{p:?}"
+    );
+    assert_eq!(case(&store).status, "on-hold");
+    assert_eq!(case(&store).hold_until.as_deref(), Some("2026-11-30"));
+    assert_eq!(letters(&store, "hold"), 1);
+    // The hold ends at the end of 30 November: the resume letter goes the
+    // next working morning, and the target moves by the working days held
+    // (25 November to 1 December, the day it resumed: 5).
+    tick(&mut store, &desk, utc("2026-12-01T09:30:00Z"), now, false).expect("tick");
+    let c = case(&store);
+    assert_eq!(c.status, "open");
+    assert_eq!(letters(&store, "resume"), 1);
+    let cal = desk.calendar.clone();
+    let moved = cal
+        .add_working_days(target.parse().expect("date"), 5)
+        .expect("date");
+    assert_eq!(c.target_date.as_deref(), Some(moved.to_string().as_str()));
+
+    // #resume on an open case is refused: nothing changes, the sender hears.
+    staff(&mut store, "#resume", "2026-12-01T10:00:00Z");
+    assert_eq!(letters(&store, "resume"), 1);
+    assert_eq!(
+        crate::support::count(&store, &format!("SELECT count(*) FROM outbox WHERE kind = 'command-not-understood' AND recipient = '{head}'")),
+        1
+    );
+
+    // #assign and #external: recorded; the new department's head is told.
+    staff(
+        &mut store,
+        "#assign assessment\r\n#external Ofqual",
+        "2026-12-01T10:05:00Z",
+    );
+    assert_eq!(case(&store).department, "assessment");
+    let detail = store.case_detail(&reference).expect("q").expect("case");
+    assert!(detail
+        .events
+        .iter()
+        .any(|e| e.kind == "staff-external" && e.detail["body"] == "Ofqual"));
+    assert_eq!(
+        crate::support::count(&store, "SELECT count(*) FROM outbox WHERE kind = 'assigned' AND recipient = 'assessment.head@opp.example'"),
+        1
+    );
+
+    // An internal note, then a #reply that pastes it: refused, not sent.
+    let note = "Between us: the certificate was printed with the wrong name twice";
+    staff(&mut store, note, "2026-12-01T10:10:00Z");
+    staff(
+        &mut store,
+        &format!("#reply\r\nDear Fay, an update.\r\n{note}."),
+        "2026-12-01T10:15:00Z",
+    );
+    assert_eq!(
+        letters(&store, "response"),
+        0,
+        "a response quoting a note is refused"
+    );
+    // A clean #reply goes.
+    staff(
+        &mut store,
+        "#reply\r\nDear Fay, your certificate has been reprinted and posted today.",
+        "2026-12-01T10:20:00Z",
+    );
+    assert_eq!(letters(&store, "response"), 1);
+    let raws: Vec<Vec<u8>> = {
+        let mut stmt = store
+            .conn()
+            .prepare("SELECT raw FROM outbox WHERE recipient = 'fay@example.net'")
+            .expect("prepare");
+        stmt.query_map([], |r| r.get(0))
+            .expect("query")
+            .map(|r| r.expect("row"))
+            .collect()
+    };
+    for raw in raws {
+        let text = flat(&String::from_utf8_lossy(&raw));
+        assert!(
+            !text.contains("wrong name twice"),
+            "a note reached the complainant: {text}"
+        );
+        assert!(
+            !text.contains("training.head@") && !text.contains("assessment.head@"),
+            "{text}"
+        );
+    }
+
+    // #formal: the formal stage, with a new acknowledgement; a second
+    // #formal is refused.
+    staff(&mut store, "#formal", "2026-12-01T10:30:00Z");
+    assert_eq!(case(&store).stage, "formal");
+    assert_eq!(letters(&store, "acknowledgement"), 2);
+    staff(&mut store, "#formal", "2026-12-01T10:35:00Z");
+    assert_eq!(case(&store).stage, "formal");
 }

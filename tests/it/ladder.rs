@@ -385,6 +385,17 @@ fn staff_extend_note_and_resolve_by_reply_and_forgeries_change_nothing() {
     assert!(daemon.stop(), "clean stop");
 }
 
+/// The example config's desk on a fresh store (no mail servers).
+fn desk_on_a_store() -> (tempfile::TempDir, Store, redress::service::Desk) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("s.sqlite");
+    let env = vec![("REDRESS_STORE_PATH".to_string(), path.display().to_string())];
+    let cfg = parse_str(&example_config(), "t", &env).expect("config");
+    let mut store = Store::open(&path).expect("store");
+    let desk = redress::service::Desk::new(cfg, &mut store).expect("desk");
+    (dir, store, desk)
+}
+
 /// The timers on a real SQLite store, without mail servers: a case whose
 /// target date is Thursday 25 March 2027 passes it into Good Friday; then
 /// a weekend with the clocks going forward and Easter Monday. Rung 1 goes
@@ -394,12 +405,7 @@ fn staff_extend_note_and_resolve_by_reply_and_forgeries_change_nothing() {
 fn escalation_waits_across_easter_a_weekend_and_the_clock_change() {
     use redress::service::intake::{process, Arrival};
     use redress::service::ladder::tick;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("s.sqlite");
-    let env = vec![("REDRESS_STORE_PATH".to_string(), path.display().to_string())];
-    let cfg = parse_str(&example_config(), "t", &env).expect("config");
-    let mut store = Store::open(&path).expect("store");
-    let desk = redress::service::Desk::new(cfg, &mut store).expect("desk");
+    let (_dir, mut store, desk) = desk_on_a_store();
     let utc = |s: &str| -> DateTime<Utc> { s.parse().expect("instant") };
     // Received Thursday 25 February 2027, 10:00: 20 working days later is
     // Thursday 25 March.
@@ -522,12 +528,7 @@ fn escalation_waits_across_easter_a_weekend_and_the_clock_change() {
 fn hold_resume_assign_external_formal_and_a_leaking_reply() {
     use redress::service::intake::{process, Arrival, Processed};
     use redress::service::ladder::tick;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("s.sqlite");
-    let env = vec![("REDRESS_STORE_PATH".to_string(), path.display().to_string())];
-    let cfg = parse_str(&example_config(), "t", &env).expect("config");
-    let mut store = Store::open(&path).expect("store");
-    let desk = redress::service::Desk::new(cfg, &mut store).expect("desk");
+    let (_dir, mut store, desk) = desk_on_a_store();
     let utc = |s: &str| -> DateTime<Utc> { s.parse().expect("instant") };
     let now = utc("2026-11-23T10:00:00Z");
     let raw = complaint(

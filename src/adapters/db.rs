@@ -45,6 +45,13 @@ impl Store {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
+        // Savepoint journals (one savepoint per mail in a batch) in memory,
+        // not in a temporary file created and written for every mail.
+        conn.pragma_update(None, "temp_store", "MEMORY")?;
+        // A batch of mail dirties a few MiB of pages: room for them in the
+        // page cache, so they are written once, at the commit, not spilled
+        // to the WAL half-way (the default cache is 2 MiB).
+        conn.pragma_update(None, "cache_size", -32768)?;
         let mut store = Store { conn };
         store
             .migrate()
@@ -60,22 +67,33 @@ impl Store {
     }
 
     fn migrate(&mut self) -> anyhow::Result<()> {
-        let current = self.version()?;
-        if current > SCHEMA_VERSION {
-            bail!(
-                "the store has schema version {current}, newer than this redress knows ({SCHEMA_VERSION}): upgrade redress"
-            );
+        if self.version()? == SCHEMA_VERSION {
+            // Up to date: no write lock for a mere open (the CLI's reads).
+            return Ok(());
         }
-        for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
-            let version = i as i64 + 1;
-            let tx = self.conn.transaction()?;
+        loop {
+            // The version is read inside the write transaction: two
+            // processes opening a new store at once (the daemon and the
+            // CLI) must not both apply the same migration.
+            let tx = self
+                .conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let current: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
+            if current > SCHEMA_VERSION {
+                bail!(
+                    "the store has schema version {current}, newer than this redress knows ({SCHEMA_VERSION}): upgrade redress"
+                );
+            }
+            let Some(sql) = MIGRATIONS.get(current as usize) else {
+                return Ok(());
+            };
+            let version = current + 1;
             tx.execute_batch(sql)
                 .with_context(|| format!("Applying migration {version}"))?;
             tx.pragma_update(None, "user_version", version)?;
             tx.commit()?;
             tracing::info!(version, "store migrated");
         }
-        Ok(())
     }
 
     pub fn conn(&self) -> &Connection {
@@ -178,6 +196,25 @@ impl Store {
     pub fn checkpoint(&self, folder: &str) -> anyhow::Result<Option<(u32, u32)>> {
         checkpoint(&self.conn, folder)
     }
+}
+
+/// Opens the savepoint of one mail's work inside a batch's transaction; end
+/// it with [`release`] (keep the work) or [`roll_back`] (undo only it).
+pub fn savepoint(tx: &Transaction) -> anyhow::Result<()> {
+    tx.prepare_cached("SAVEPOINT mail")?.execute([])?;
+    Ok(())
+}
+
+/// Keeps the work done since [`savepoint`].
+pub fn release(tx: &Transaction) -> anyhow::Result<()> {
+    tx.prepare_cached("RELEASE mail")?.execute([])?;
+    Ok(())
+}
+
+/// Undoes the work done since [`savepoint`], and ends it.
+pub fn roll_back(tx: &Transaction) -> anyhow::Result<()> {
+    tx.execute_batch("ROLLBACK TO mail; RELEASE mail")?;
+    Ok(())
 }
 
 /// The IMAP checkpoint of a folder: (UIDVALIDITY, last processed UID).

@@ -15,11 +15,11 @@
 
 use crate::adapters::db::{Source, Store};
 use crate::adapters::imap::{self, Session};
-use crate::service::intake::{self, Arrival, Processed};
+use crate::service::intake::{self, Arrival, Incoming, Processed};
 use crate::service::Desk;
 use anyhow::Context as _;
 use futures::TryStreamExt as _;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -71,23 +71,15 @@ impl StateLog {
 /// Runs until `token` is cancelled.
 pub async fn run(
     desk: Arc<Desk>,
-    mut store: Store,
+    store: Store,
     shared: Arc<IntakeShared>,
     token: CancellationToken,
 ) {
+    let store = Arc::new(Mutex::new(store));
     let mut state = StateLog(None);
     let mut failures = 0u32;
     while !token.is_cancelled() {
-        match session(
-            &desk,
-            &mut store,
-            &shared,
-            &token,
-            &mut state,
-            &mut failures,
-        )
-        .await
-        {
+        match session(&desk, &store, &shared, &token, &mut state, &mut failures).await {
             Ok(()) => break,
             Err(e) => {
                 state.set(format!("IMAP: {e:#}; retrying"), true);
@@ -138,8 +130,8 @@ fn drain_unsolicited(session: &mut Session) -> bool {
 /// One connection's life: returns Ok when cancelled, Err when the
 /// connection failed.
 async fn session(
-    desk: &Desk,
-    store: &mut Store,
+    desk: &Arc<Desk>,
+    store: &Arc<Mutex<Store>>,
     shared: &IntakeShared,
     token: &CancellationToken,
     state: &mut StateLog,
@@ -178,7 +170,8 @@ async fn session(
     );
     *failures = 0;
 
-    let mut last = match store.checkpoint(folder)? {
+    let checkpoint = lock(store).checkpoint(folder)?;
+    let mut last = match checkpoint {
         Some((v, last)) if v == uidvalidity => last,
         Some((v, _)) => {
             tracing::warn!(
@@ -314,7 +307,7 @@ impl Mark {
 
 /// The folder being watched, and what processing it needs.
 struct Watch<'a> {
-    desk: &'a Desk,
+    desk: &'a Arc<Desk>,
     shared: &'a IntakeShared,
     folder: &'a str,
     uidvalidity: u32,
@@ -326,7 +319,7 @@ struct Watch<'a> {
 /// UIDs the search found.
 async fn drain(
     w: &Watch<'_>,
-    store: &mut Store,
+    store: &Arc<Mutex<Store>>,
     session: &mut Session,
     last: u32,
 ) -> anyhow::Result<(u32, usize)> {
@@ -365,10 +358,32 @@ async fn drain(
     Ok((result?, processed))
 }
 
+/// The store, also when a processing thread panicked while holding it (its
+/// transaction was rolled back as the panic unwound).
+fn lock(store: &Mutex<Store>) -> MutexGuard<'_, Store> {
+    store
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// A fetched mail: UID, raw bytes, INTERNALDATE.
+type Fetched = (u32, Vec<u8>, Option<chrono::DateTime<chrono::Utc>>);
+
+/// A chunk being processed on a blocking thread: its UIDs in order, and
+/// what became of them.
+type Processing = tokio::task::JoinHandle<(Vec<u32>, intake::BatchOutcome)>;
+
 /// Fetches, processes and marks `uids` in batches; returns the new last UID.
+///
+/// Fetching is pipelined with processing: while one chunk is decided and
+/// committed on a blocking thread, the next is fetched. A chunk is handed
+/// to processing only after the one before it committed without trouble,
+/// so mails are always committed in UID order and the checkpoint never
+/// passes a mail that was not committed; a chunk is flagged on the server
+/// only after its transaction committed.
 async fn drain_chunks(
     w: &Watch<'_>,
-    store: &mut Store,
+    store: &Arc<Mutex<Store>>,
     session: &mut Session,
     mut last: u32,
     uids: &[u32],
@@ -381,73 +396,161 @@ async fn drain_chunks(
         mark,
         token,
     } = *w;
-    for chunk in uids.chunks(FETCH_BATCH) {
-        let set = chunk
-            .iter()
-            .map(u32::to_string)
-            .collect::<Vec<_>>()
-            .join(",");
-        // Only answers to this FETCH that carry a body: a server may also
-        // send flag-change FETCH responses (with a UID) at any time.
-        let fetches: Vec<_> = timed("UID FETCH", async {
-            session
-                .uid_fetch(&set, "(UID INTERNALDATE BODY.PEEK[])")
-                .await?
-                .try_collect::<Vec<_>>()
-                .await
-        })
-        .await?;
-        let mut fetched: Vec<(u32, Vec<u8>, Option<chrono::DateTime<chrono::Utc>>)> = fetches
-            .iter()
-            .filter_map(|f| {
-                let uid = f.uid.filter(|u| chunk.contains(u))?;
-                let body = f.body()?;
-                Some((
-                    uid,
-                    body.to_vec(),
-                    f.internal_date().map(|d| d.with_timezone(&chrono::Utc)),
-                ))
-            })
-            .collect();
-        fetched.sort_by_key(|(uid, _, _)| *uid);
-        fetched.dedup_by_key(|(uid, _, _)| *uid);
-        let mut done = Vec::with_capacity(fetched.len());
-        let mut stopped = false;
-        for &want in chunk {
-            // A requested UID without a body (expunged meanwhile, or an odd
-            // server answer): stop before it; the next round searches again,
-            // and nothing after it is processed or flagged out of order.
-            let Some(pos) = fetched.iter().position(|(uid, _, _)| *uid == want) else {
-                tracing::debug!(uid = want, "no body in the FETCH answer; searching again");
-                stopped = true;
-                break;
-            };
-            let (uid, raw, received) = fetched.swap_remove(pos);
-            let arrival = Arrival {
-                source: Source {
-                    folder,
-                    uidvalidity: Some(uidvalidity),
-                    uid: Some(uid),
-                },
-                received,
-            };
-            let now = crate::clock::now();
-            let outcome = intake::process(store, desk, &raw, &arrival, now)
-                .with_context(|| format!("Storing mail UID {uid} (nothing was flagged)"))?;
-            log_outcome(uid, &outcome);
-            done.push(uid);
-            last = last.max(uid);
-            shared.outbox.notify_one();
-            shared.timers.notify_one();
+    let mut chunks = uids.chunks(FETCH_BATCH);
+    let mut pending: Option<Processing> = None;
+    let mut stopped = false;
+    loop {
+        let fetched = match chunks.next().filter(|_| !stopped && !token.is_cancelled()) {
+            Some(chunk) => match fetch_chunk(session, chunk).await {
+                Ok((mails, missing)) => {
+                    stopped |= missing;
+                    Some(mails)
+                }
+                Err(e) => {
+                    // Let the chunk in hand commit before giving up (its
+                    // mails are flagged by the next session's catch-up).
+                    if let Some(p) = pending.take() {
+                        let _ = p.await;
+                    }
+                    return Err(e);
+                }
+            },
+            None => None,
+        };
+        let previous = match pending.take() {
+            Some(p) => Some(p.await.context("the intake processing thread failed")?),
+            None => None,
+        };
+        let previous_failed = previous
+            .as_ref()
+            .is_some_and(|(_, outcome)| outcome.error.is_some());
+        // The next chunk goes to processing before the previous one is
+        // flagged, so the flagging overlaps with processing.
+        if let Some(mails) = fetched.filter(|m| !m.is_empty() && !previous_failed) {
+            let (desk, store, folder) = (desk.clone(), store.clone(), folder.to_string());
+            pending = Some(tokio::task::spawn_blocking(move || {
+                process_chunk(&desk, &store, &folder, uidvalidity, mails)
+            }));
         }
-        if !done.is_empty() {
-            timed("marking processed mail", mark.apply(session, &done)).await?;
+        if let Some((chunk_uids, outcome)) = previous {
+            let done = &chunk_uids[..outcome.done.len()];
+            for (uid, processed) in done.iter().zip(&outcome.done) {
+                log_outcome(*uid, processed);
+            }
+            if !done.is_empty() {
+                shared.outbox.notify_one();
+                shared.timers.notify_one();
+                timed("marking processed mail", mark.apply(session, done)).await?;
+                last = done.iter().copied().fold(last, u32::max);
+            }
+            if let Some(e) = outcome.error {
+                let uid = chunk_uids.get(done.len()).copied().unwrap_or_default();
+                return Err(e.context(format!(
+                    "Storing mail UID {uid} (nothing from it on was flagged)"
+                )));
+            }
         }
-        if stopped || token.is_cancelled() {
+        if pending.is_none() {
             break;
         }
     }
     Ok(last)
+}
+
+/// Fetches the bodies of `chunk`: the mails in UID order up to the first
+/// requested UID the answer has no body for, and whether one was missing.
+async fn fetch_chunk(session: &mut Session, chunk: &[u32]) -> anyhow::Result<(Vec<Fetched>, bool)> {
+    let set = uid_set(chunk);
+    // Only answers to this FETCH that carry a body: a server may also
+    // send flag-change FETCH responses (with a UID) at any time.
+    let fetches: Vec<_> = timed("UID FETCH", async {
+        session
+            .uid_fetch(&set, "(UID INTERNALDATE BODY.PEEK[])")
+            .await?
+            .try_collect::<Vec<_>>()
+            .await
+    })
+    .await?;
+    let mut fetched: Vec<Fetched> = fetches
+        .iter()
+        .filter_map(|f| {
+            let uid = f.uid.filter(|u| chunk.binary_search(u).is_ok())?;
+            let body = f.body()?;
+            Some((
+                uid,
+                body.to_vec(),
+                f.internal_date().map(|d| d.with_timezone(&chrono::Utc)),
+            ))
+        })
+        .collect();
+    fetched.sort_by_key(|(uid, _, _)| *uid);
+    fetched.dedup_by_key(|(uid, _, _)| *uid);
+    // A requested UID without a body (expunged meanwhile, or an odd server
+    // answer): stop before it; the next round searches again, and nothing
+    // after it is processed or flagged out of order.
+    let complete = fetched
+        .iter()
+        .zip(chunk)
+        .take_while(|((uid, _, _), want)| uid == *want)
+        .count();
+    let missing = complete < chunk.len();
+    if missing {
+        tracing::debug!(
+            uid = chunk[complete],
+            "no body in the FETCH answer; searching again"
+        );
+        fetched.truncate(complete);
+    }
+    Ok((fetched, missing))
+}
+
+/// A UID set in IMAP syntax, runs of consecutive UIDs as ranges
+/// (`1:200,205`): `uids` is sorted.
+fn uid_set(uids: &[u32]) -> String {
+    let mut set = String::new();
+    let mut i = 0;
+    while i < uids.len() {
+        let mut j = i;
+        while j + 1 < uids.len() && uids[j + 1] == uids[j].wrapping_add(1) {
+            j += 1;
+        }
+        if !set.is_empty() {
+            set.push(',');
+        }
+        if j > i {
+            set.push_str(&format!("{}:{}", uids[i], uids[j]));
+        } else {
+            set.push_str(&uids[i].to_string());
+        }
+        i = j + 1;
+    }
+    set
+}
+
+/// Stores and decides a fetched chunk (on a blocking thread).
+fn process_chunk(
+    desk: &Desk,
+    store: &Mutex<Store>,
+    folder: &str,
+    uidvalidity: u32,
+    mails: Vec<Fetched>,
+) -> (Vec<u32>, intake::BatchOutcome) {
+    let incoming: Vec<Incoming> = mails
+        .iter()
+        .map(|(uid, raw, received)| Incoming {
+            raw,
+            arrival: Arrival {
+                source: Source {
+                    folder,
+                    uidvalidity: Some(uidvalidity),
+                    uid: Some(*uid),
+                },
+                received: *received,
+            },
+        })
+        .collect();
+    let outcome = intake::process_batch(&mut lock(store), desk, &incoming, crate::clock::now());
+    (mails.iter().map(|(uid, _, _)| *uid).collect(), outcome)
 }
 
 fn log_outcome(uid: u32, outcome: &Processed) {

@@ -64,7 +64,27 @@ pub struct Arrival<'a> {
     pub received: Option<DateTime<Utc>>,
 }
 
-/// Processes one raw mail at `now`.
+/// One mail handed to intake: its raw bytes and where it came from.
+#[derive(Debug, Clone)]
+pub struct Incoming<'a> {
+    pub raw: &'a [u8],
+    pub arrival: Arrival<'a>,
+}
+
+/// What became of a batch of mails.
+#[derive(Debug, Default)]
+pub struct BatchOutcome {
+    /// The outcomes of the mails whose processing committed, in order: a
+    /// prefix of the batch (all of it unless `error` is set). Only these may
+    /// be flagged on the server.
+    pub done: Vec<Processed>,
+    /// What stopped the batch early (the store's trouble, not a bad mail:
+    /// a bad mail is quarantined and the batch goes on). The mails after
+    /// the prefix are taken again on the next round.
+    pub error: Option<anyhow::Error>,
+}
+
+/// Processes one raw mail at `now` (a batch of one).
 pub fn process(
     store: &mut Store,
     desk: &Desk,
@@ -72,71 +92,202 @@ pub fn process(
     arrival: &Arrival,
     now: DateTime<Utc>,
 ) -> anyhow::Result<Processed> {
-    let parsed = std::panic::catch_unwind(|| mail_parse::parse(raw));
-    let (message_id, synthetic) = match &parsed {
-        Ok(Ok(m)) => (m.message_id.clone(), m.message_id_synthetic),
-        _ => (
+    let mut outcome = process_batch(
+        store,
+        desk,
+        &[Incoming {
+            raw,
+            arrival: arrival.clone(),
+        }],
+        now,
+    );
+    match (outcome.error.take(), outcome.done.pop()) {
+        (Some(e), _) => Err(e),
+        (None, Some(p)) => Ok(p),
+        (None, None) => anyhow::bail!("intake finished no mail"),
+    }
+}
+
+/// Processes a batch of mails (a fetched chunk) at `now`, in two
+/// transactions whatever its size:
+///
+/// 1. the raw bytes of every mail, with the Message-ID dedupe: from here
+///    on nothing is lost;
+/// 2. every decision, each mail in its own savepoint, so that a mail that
+///    cannot be handled rolls back only its own work and is quarantined
+///    while the others commit; the IMAP checkpoint goes with them.
+///
+/// A crash between the two leaves stored, unprocessed rows that the next
+/// run finishes. One transaction per batch rather than per mail is what
+/// makes a backlog fast: SQLite writes every page a transaction touched to
+/// the WAL at its commit, and the mails of a batch share most of them.
+pub fn process_batch(
+    store: &mut Store,
+    desk: &Desk,
+    mails: &[Incoming],
+    now: DateTime<Utc>,
+) -> BatchOutcome {
+    let mut outcome = BatchOutcome::default();
+    let parsed: Vec<Parsed> = mails.iter().map(|m| parse(m.raw)).collect();
+    // The receipt time is the server's INTERNALDATE (never in the future).
+    let received: Vec<DateTime<Utc>> = mails
+        .iter()
+        .map(|m| m.arrival.received.filter(|r| *r <= now).unwrap_or(now))
+        .collect();
+    let stored = match store_raws(store, mails, &parsed, &received) {
+        Ok(s) => s,
+        Err(e) => {
+            outcome.error = Some(e);
+            return outcome;
+        }
+    };
+    let tx = match store.transaction() {
+        Ok(tx) => tx,
+        Err(e) => {
+            outcome.error = Some(e);
+            return outcome;
+        }
+    };
+    // Rows finished in this batch: the same mail twice in one batch is
+    // processed once.
+    let mut finished = std::collections::HashSet::new();
+    let mut done = Vec::with_capacity(mails.len());
+    for (i, mail) in mails.iter().enumerate() {
+        let result = match stored[i] {
+            RawStored::Duplicate {
+                processed: true, ..
+            } => Ok(Processed::Duplicate),
+            RawStored::New(row) | RawStored::Duplicate { id: row, .. } => {
+                if finished.insert(row) {
+                    decide_one(&tx, desk, row, mail.raw, &parsed[i], received[i], now)
+                } else {
+                    Ok(Processed::Duplicate)
+                }
+            }
+        };
+        match result {
+            Ok(p) => done.push(p),
+            Err(e) => {
+                // The store is busy or the disk is full (or quarantining
+                // itself failed): nothing from here on is flagged, and the
+                // rest is taken again on the next round.
+                outcome.error = Some(e);
+                break;
+            }
+        }
+    }
+    let committed = advance_checkpoints(&tx, &mails[..done.len()], now)
+        .and_then(|()| tx.commit().map_err(anyhow::Error::from));
+    match committed {
+        Ok(()) => outcome.done = done,
+        Err(e) => {
+            // Nothing of this transaction happened: the stored rows stay
+            // unprocessed and are finished on the next round.
+            outcome.error = Some(outcome.error.take().unwrap_or(e));
+        }
+    }
+    outcome
+}
+
+/// A mail as the parser left it: the Inbound, or why there is none.
+type Parsed = Result<Inbound, String>;
+
+fn parse(raw: &[u8]) -> Parsed {
+    match std::panic::catch_unwind(|| mail_parse::parse(raw)) {
+        Ok(Ok(m)) => Ok(m),
+        Ok(Err(e)) => Err(format!("could not be parsed: {e}")),
+        Err(_) => Err("the parser failed on it".to_string()),
+    }
+}
+
+/// The Message-ID a mail is stored under (made from its hash when the
+/// parser found none, or failed).
+fn stored_message_id(raw: &[u8], parsed: &Parsed) -> (String, bool) {
+    match parsed {
+        Ok(m) => (m.message_id.clone(), m.message_id_synthetic),
+        Err(_) => (
             synthetic_message_id(&hex::encode(sha2::Sha256::digest(raw))),
             true,
         ),
-    };
-    // The receipt time is the server's INTERNALDATE (never in the future).
-    let received = arrival.received.filter(|r| *r <= now).unwrap_or(now);
-    let stored = {
-        let tx = store.transaction()?;
-        let stored = db::store_raw(&tx, &message_id, synthetic, raw, &arrival.source, received)?;
-        if let RawStored::Duplicate {
-            processed: true, ..
-        } = stored
-        {
-            advance_checkpoint(&tx, &arrival.source, now)?;
-            tx.commit()?;
-            return Ok(Processed::Duplicate);
-        }
-        tx.commit()?;
-        stored
-    };
-    let row = match stored {
-        RawStored::New(id) | RawStored::Duplicate { id, .. } => id,
-    };
-    let outcome = match parsed {
-        Ok(Ok(m)) => {
-            let tx = store.transaction()?;
+    }
+}
+
+/// Stores the raw bytes of every mail in one transaction.
+fn store_raws(
+    store: &mut Store,
+    mails: &[Incoming],
+    parsed: &[Parsed],
+    received: &[DateTime<Utc>],
+) -> anyhow::Result<Vec<RawStored>> {
+    let tx = store.transaction()?;
+    let mut stored = Vec::with_capacity(mails.len());
+    for (i, mail) in mails.iter().enumerate() {
+        let (message_id, synthetic) = stored_message_id(mail.raw, &parsed[i]);
+        stored.push(db::store_raw(
+            &tx,
+            &message_id,
+            synthetic,
+            mail.raw,
+            &mail.arrival.source,
+            received[i],
+        )?);
+    }
+    tx.commit()?;
+    Ok(stored)
+}
+
+/// Decides one stored mail inside the batch's transaction, in a savepoint
+/// of its own: a mail that cannot be handled is quarantined. Errs only on
+/// the store's own trouble, with this mail's work rolled back.
+fn decide_one(
+    tx: &Transaction,
+    desk: &Desk,
+    row: i64,
+    raw: &[u8],
+    parsed: &Parsed,
+    received: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Processed> {
+    let reason = match parsed {
+        Ok(m) => {
+            db::savepoint(tx)?;
             // A bug must not stall the mailbox: a panic while deciding rolls
-            // the transaction back and quarantines the mail like an error.
+            // the mail's savepoint back and quarantines it like an error.
             let decided = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                decide_and_commit(&tx, desk, row, &m, received, now)
+                decide_and_commit(tx, desk, row, m, received, now)
             }));
             match decided {
                 Ok(Ok(p)) => {
-                    advance_checkpoint(&tx, &arrival.source, now)?;
-                    tx.commit()?;
+                    db::release(tx)?;
                     return Ok(p);
                 }
                 Ok(Err(e)) if is_transient_store_error(&e) => {
-                    // The store is busy or the disk is full: nothing is
-                    // flagged, and the mail is taken again on the next round.
+                    db::roll_back(tx)?;
                     return Err(e);
                 }
                 Ok(Err(e)) => {
-                    drop(tx);
+                    db::roll_back(tx)?;
                     format!("could not be handled: {e:#}")
                 }
                 Err(_) => {
-                    drop(tx);
+                    db::roll_back(tx)?;
                     "redress failed on it (a bug: please report it)".to_string()
                 }
             }
         }
-        Ok(Err(e)) => format!("could not be parsed: {e}"),
-        Err(_) => "the parser failed on it".to_string(),
+        Err(reason) => reason.clone(),
     };
-    let tx = store.transaction()?;
-    quarantine(&tx, desk, row, &message_id, raw, &outcome, now)?;
-    advance_checkpoint(&tx, &arrival.source, now)?;
-    tx.commit()?;
-    tracing::warn!(message_id = %message_id, reason = %outcome, "mail quarantined");
-    Ok(Processed::Quarantined { reason: outcome })
+    let (message_id, _) = stored_message_id(raw, parsed);
+    db::savepoint(tx)?;
+    match quarantine(tx, desk, row, &message_id, raw, &reason, now) {
+        Ok(()) => db::release(tx)?,
+        Err(e) => {
+            db::roll_back(tx)?;
+            return Err(e);
+        }
+    }
+    tracing::warn!(message_id = %message_id, reason = %reason, "mail quarantined");
+    Ok(Processed::Quarantined { reason })
 }
 
 /// Whether an error is the store's passing trouble (busy, locked, disk full)
@@ -162,14 +313,45 @@ pub fn finish_unprocessed(
     now: DateTime<Utc>,
 ) -> anyhow::Result<usize> {
     let rows = store.unprocessed_messages()?;
-    for (_, raw, received) in &rows {
-        let arrival = Arrival {
-            received: received.parse().ok(),
-            ..Arrival::default()
-        };
-        process(store, desk, raw, &arrival, now)?;
+    for chunk in rows.chunks(200) {
+        let mails: Vec<Incoming> = chunk
+            .iter()
+            .map(|(_, raw, received)| Incoming {
+                raw,
+                arrival: Arrival {
+                    received: received.parse().ok(),
+                    ..Arrival::default()
+                },
+            })
+            .collect();
+        if let Some(e) = process_batch(store, desk, &mails, now).error {
+            return Err(e);
+        }
     }
     Ok(rows.len())
+}
+
+/// Moves each folder's checkpoint to the highest UID of `mails`.
+fn advance_checkpoints(
+    tx: &Transaction,
+    mails: &[Incoming],
+    now: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    let mut highest: Vec<&Source> = Vec::new();
+    for source in mails.iter().map(|m| &m.arrival.source) {
+        match highest
+            .iter_mut()
+            .find(|h| h.folder == source.folder && h.uidvalidity == source.uidvalidity)
+        {
+            Some(h) if h.uid < source.uid => *h = source,
+            Some(_) => {}
+            None => highest.push(source),
+        }
+    }
+    for source in highest {
+        advance_checkpoint(tx, source, now)?;
+    }
+    Ok(())
 }
 
 fn advance_checkpoint(tx: &Transaction, source: &Source, now: DateTime<Utc>) -> anyhow::Result<()> {

@@ -614,6 +614,19 @@ pub fn queue_outbox(tx: &Transaction, m: &NewOutbox, now: DateTime<Utc>) -> anyh
     Ok(n == 1)
 }
 
+/// Writes a queued letter's subject and bytes (rendered after its row was
+/// inserted, before the transaction commits).
+pub fn set_outbox_bytes(
+    tx: &Transaction,
+    id: i64,
+    subject: &str,
+    raw: &[u8],
+) -> anyhow::Result<()> {
+    tx.prepare_cached("UPDATE outbox SET subject = ?2, raw = ?3 WHERE id = ?1")?
+        .execute(params![id, subject, raw])?;
+    Ok(())
+}
+
 /// Sets a case's deadline of `kind` (replacing a live one).
 pub fn set_deadline(
     tx: &Transaction,

@@ -12,7 +12,7 @@
 //! A mail that cannot be parsed or handled is quarantined: kept raw, with the
 //! reason, and QC is told once. It never stalls the mailbox.
 
-use super::letters::{self, long_date, LetterSpec};
+use super::letters::{self, long_date, LetterSpec, Render};
 use super::Desk;
 use crate::adapters::db::{self, MessageFacts, NewCase, RawStored, Source, Store};
 use crate::adapters::mail_parse;
@@ -145,15 +145,33 @@ pub fn process_batch(
                 return outcome;
             }
         };
-        let (done, error) =
-            match decide_batch(&tx, desk, mails, &parsed, &stored, &received, now, careful) {
-                Ok(decided) => decided,
-                Err(Redo) => {
-                    drop(tx);
-                    careful = true;
-                    continue;
-                }
-            };
+        let decided = if careful {
+            decide_batch(&tx, desk, mails, &parsed, &stored, &received, now, None)
+        } else {
+            // The letters are rendered on a helper thread meanwhile.
+            letters::Deferred::run(desk, |deferred| {
+                let decided = decide_batch(
+                    &tx,
+                    desk,
+                    mails,
+                    &parsed,
+                    &stored,
+                    &received,
+                    now,
+                    Some(deferred),
+                )?;
+                deferred.finish(&tx).map_err(|_| Redo)?;
+                Ok(decided)
+            })
+        };
+        let (done, error) = match decided {
+            Ok(decided) => decided,
+            Err(Redo) => {
+                drop(tx);
+                careful = true;
+                continue;
+            }
+        };
         if tx.is_autocommit() {
             // SQLite rolled the transaction back on an error (it may on a
             // full disk or an I/O error): nothing of it happened, and
@@ -191,7 +209,10 @@ struct Redo;
 
 /// Decides every stored mail of a batch inside `tx`; returns the outcomes
 /// of a prefix of the batch (all of it unless the error is set: the
-/// store's trouble, not a bad mail's).
+/// store's trouble, not a bad mail's). With `deferred`, the batch is tried
+/// without savepoints and its letters rendered on the helper thread (any
+/// failure asks for a careful redo); without, each mail has its savepoint
+/// and its letters are rendered at once.
 #[allow(clippy::too_many_arguments)]
 fn decide_batch(
     tx: &Transaction,
@@ -201,7 +222,7 @@ fn decide_batch(
     stored: &[RawStored],
     received: &[DateTime<Utc>],
     now: DateTime<Utc>,
-    careful: bool,
+    deferred: Option<&letters::Deferred>,
 ) -> Result<(Vec<Processed>, Option<anyhow::Error>), Redo> {
     // Rows finished in this batch: the same mail twice in one batch is
     // processed once.
@@ -215,9 +236,7 @@ fn decide_batch(
             RawStored::New(row) | RawStored::Duplicate { id: row, .. } => {
                 if !finished.insert(row) {
                     Ok(Processed::Duplicate)
-                } else if careful {
-                    decide_one(tx, desk, row, mail.raw, &parsed[i], received[i], now)
-                } else {
+                } else if let Some(deferred) = deferred {
                     let Ok(m) = &parsed[i] else {
                         // Known bad before deciding: quarantined without a
                         // savepoint (a failure here is the store's).
@@ -232,11 +251,21 @@ fn decide_batch(
                         }
                     };
                     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        decide_and_commit(tx, desk, row, m, received[i], now)
+                        decide_and_commit(
+                            tx,
+                            desk,
+                            row,
+                            m,
+                            received[i],
+                            now,
+                            Render::Later(deferred),
+                        )
                     })) {
                         Ok(Ok(p)) => Ok(p),
                         _ => return Err(Redo),
                     }
+                } else {
+                    decide_one(tx, desk, row, mail.raw, &parsed[i], received[i], now)
                 }
             }
         };
@@ -318,7 +347,7 @@ fn decide_one(
             // A bug must not stall the mailbox: a panic while deciding rolls
             // the mail's savepoint back and quarantines it like an error.
             let decided = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                decide_and_commit(tx, desk, row, m, received, now)
+                decide_and_commit(tx, desk, row, m, received, now, Render::Now)
             }));
             match decided {
                 Ok(Ok(p)) => {
@@ -519,6 +548,7 @@ fn decide_and_commit(
     m: &Inbound,
     received: DateTime<Utc>,
     now: DateTime<Utc>,
+    render: Render,
 ) -> anyhow::Result<Processed> {
     let cfg = &desk.config;
     let class = classify(m, &desk.own);
@@ -553,6 +583,7 @@ fn decide_and_commit(
             let (id, reference, acknowledged) = open_case(
                 tx,
                 desk,
+                render,
                 m,
                 received,
                 now,
@@ -697,6 +728,7 @@ fn record_message(
 fn open_case(
     tx: &Transaction,
     desk: &Desk,
+    render: Render,
     m: &Inbound,
     received: DateTime<Utc>,
     now: DateTime<Utc>,
@@ -810,7 +842,7 @@ fn open_case(
     for effect in transition.effects.clone() {
         match effect {
             Effect::SendLetter(Letter::Acknowledgement) if acknowledge => {
-                letters::queue(
+                letters::queue_with(
                     tx,
                     desk,
                     LetterSpec {
@@ -834,6 +866,7 @@ fn open_case(
                         }),
                     },
                     now,
+                    render,
                 )?;
                 acknowledged = true;
             }
@@ -848,7 +881,7 @@ fn open_case(
                     }
                 }
                 for (staff_name, staff_address) in recipients {
-                    letters::queue(
+                    letters::queue_with(
                         tx,
                         desk,
                         LetterSpec {
@@ -878,6 +911,7 @@ fn open_case(
                             }),
                         },
                         now,
+                        render,
                     )?;
                 }
             }
@@ -1022,7 +1056,10 @@ mod tests {
             2
         );
         assert_eq!(
-            count(&store, "SELECT COUNT(*) FROM outbox WHERE raw = X''"),
+            count(
+                &store,
+                "SELECT COUNT(*) FROM outbox WHERE raw = X'' OR subject = ''"
+            ),
             0
         );
         assert_eq!(store.checkpoint("INBOX").expect("cp"), Some((7, 14)));

@@ -100,6 +100,24 @@ impl Store {
         &self.conn
     }
 
+    /// Turns SQLite's automatic WAL checkpoints on this connection on (the
+    /// default: after a commit that leaves 1000 pages in the WAL) or off,
+    /// for a connection whose checkpoints another one does
+    /// ([`Store::checkpoint_wal`]).
+    pub fn set_auto_checkpoint(&self, on: bool) -> anyhow::Result<()> {
+        self.conn
+            .pragma_update(None, "wal_autocheckpoint", if on { 1000 } else { 0 })?;
+        Ok(())
+    }
+
+    /// Copies what the WAL holds into the database file, as far as it can
+    /// without waiting for readers or writers (a PASSIVE checkpoint).
+    pub fn checkpoint_wal(&self) -> anyhow::Result<()> {
+        self.conn
+            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?;
+        Ok(())
+    }
+
     /// A write transaction; everything a decision changes is committed in one.
     pub fn transaction(&mut self) -> anyhow::Result<Transaction<'_>> {
         Ok(self

@@ -1,16 +1,21 @@
-//! One incoming mail, from raw bytes to committed decisions.
+//! Incoming mail, from raw bytes to committed decisions, a batch (a fetched
+//! chunk) at a time.
 //!
 //! Order of work (and why): the raw bytes are stored first, in a transaction
 //! with the Message-ID dedupe, so nothing is ever lost and a re-fetch never
-//! doubles anything; then the mail is parsed, classified and matched, the
+//! doubles anything; then each mail is parsed, classified and matched, the
 //! core decides, and every consequence (case, events, outbox rows,
-//! deadlines, the IMAP checkpoint) is committed in ONE transaction. A crash
-//! between the two leaves a stored, unprocessed row that the next run
-//! finishes. Only after that commit may the caller flag the mail on the
-//! server.
+//! deadlines, the IMAP checkpoint) is committed in ONE transaction, that
+//! of its batch. A crash between the two leaves stored, unprocessed rows
+//! that the next run finishes. Only after that commit may the caller flag
+//! the mails on the server.
 //!
 //! A mail that cannot be parsed or handled is quarantined: kept raw, with the
-//! reason, and QC is told once. It never stalls the mailbox.
+//! reason, and QC is told once. It never stalls the mailbox, and its failure
+//! undoes only its own work (the batch is done again with a savepoint per
+//! mail). The store's own trouble
+//! (busy, full) is not the mail's: the batch stops there, uncommitted mail
+//! is not flagged, and it is taken again later.
 
 use super::letters::{self, long_date, LetterSpec, Render};
 use super::Desk;

@@ -152,6 +152,17 @@ pub fn process_batch(
         };
         let decided = if careful {
             decide_batch(&tx, desk, mails, &parsed, &stored, &received, now, None)
+        } else if mails.len() < DEFER_LETTERS_FROM {
+            decide_batch(
+                &tx,
+                desk,
+                mails,
+                &parsed,
+                &stored,
+                &received,
+                now,
+                Some(Render::Now),
+            )
         } else {
             // The letters are rendered on a helper thread meanwhile.
             letters::Deferred::run(desk, |deferred| {
@@ -163,7 +174,7 @@ pub fn process_batch(
                     &stored,
                     &received,
                     now,
-                    Some(deferred),
+                    Some(Render::Later(deferred)),
                 )?;
                 deferred.finish(&tx).map_err(|_| Redo)?;
                 Ok(decided)
@@ -208,14 +219,18 @@ pub fn process_batch(
     }
 }
 
+/// Batches from this size on have their letters rendered on a helper
+/// thread; smaller ones (mail arriving one by one) are not worth a thread.
+const DEFER_LETTERS_FROM: usize = 16;
+
 /// A mail failed in a batch tried without savepoints: roll it all back and
 /// do it again carefully.
 struct Redo;
 
 /// Decides every stored mail of a batch inside `tx`; returns the outcomes
 /// of a prefix of the batch (all of it unless the error is set: the
-/// store's trouble, not a bad mail's). With `deferred`, the batch is tried
-/// without savepoints and its letters rendered on the helper thread (any
+/// store's trouble, not a bad mail's). With `optimistic`, the batch is
+/// tried without savepoints and its letters rendered as that says (any
 /// failure asks for a careful redo); without, each mail has its savepoint
 /// and its letters are rendered at once.
 #[allow(clippy::too_many_arguments)]
@@ -227,7 +242,7 @@ fn decide_batch(
     stored: &[RawStored],
     received: &[DateTime<Utc>],
     now: DateTime<Utc>,
-    deferred: Option<&letters::Deferred>,
+    optimistic: Option<Render>,
 ) -> Result<(Vec<Processed>, Option<anyhow::Error>), Redo> {
     // Rows finished in this batch: the same mail twice in one batch is
     // processed once.
@@ -241,7 +256,7 @@ fn decide_batch(
             RawStored::New(row) | RawStored::Duplicate { id: row, .. } => {
                 if !finished.insert(row) {
                     Ok(Processed::Duplicate)
-                } else if let Some(deferred) = deferred {
+                } else if let Some(render) = optimistic {
                     let Ok(m) = &parsed[i] else {
                         // Known bad before deciding: quarantined without a
                         // savepoint (a failure here is the store's).
@@ -256,15 +271,7 @@ fn decide_batch(
                         }
                     };
                     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        decide_and_commit(
-                            tx,
-                            desk,
-                            row,
-                            m,
-                            received[i],
-                            now,
-                            Render::Later(deferred),
-                        )
+                        decide_and_commit(tx, desk, row, m, received[i], now, render)
                     })) {
                         Ok(Ok(p)) => Ok(p),
                         _ => return Err(Redo),
@@ -976,7 +983,13 @@ mod tests {
         let b = complaint("b@example.net", "b@example.net");
         let bad = complaint("bad@example.net", "bad@example.net");
         let junk = b"\x00\x01\x02 this is not an email\r\n".to_vec();
-        let raws = [&a, &bad, &a, &junk, &b];
+        // Enough others for the letters to be rendered on the helper thread.
+        let others: Vec<Vec<u8>> = (0..15)
+            .map(|i| complaint(&format!("o{i}@example.net"), &format!("o{i}@example.net")))
+            .collect();
+        let mut raws = vec![&a, &bad, &a, &junk, &b];
+        raws.extend(others.iter());
+        assert!(raws.len() >= DEFER_LETTERS_FROM);
         let mails: Vec<Incoming> = raws
             .iter()
             .enumerate()
@@ -994,8 +1007,8 @@ mod tests {
             .collect();
         let outcome = process_batch(&mut store, &desk, &mails, now);
         assert!(outcome.error.is_none(), "{:?}", outcome.error);
-        let kinds: Vec<&str> = outcome
-            .done
+        assert_eq!(outcome.done.len(), raws.len());
+        let kinds: Vec<&str> = outcome.done[..5]
             .iter()
             .map(|p| match p {
                 Processed::Opened { .. } => "opened",
@@ -1024,8 +1037,11 @@ mod tests {
             "{:?}",
             outcome.done[3]
         );
-        assert_eq!(count(&store, "SELECT COUNT(*) FROM cases"), 2);
-        assert_eq!(count(&store, "SELECT COUNT(*) FROM messages"), 4);
+        assert!(outcome.done[5..]
+            .iter()
+            .all(|p| matches!(p, Processed::Opened { .. })));
+        assert_eq!(count(&store, "SELECT COUNT(*) FROM cases"), 17);
+        assert_eq!(count(&store, "SELECT COUNT(*) FROM messages"), 19);
         assert_eq!(
             count(
                 &store,
@@ -1040,14 +1056,15 @@ mod tests {
             ),
             2
         );
-        // Nothing the bad mails started survived them: two cases, two
-        // acknowledgements, and a notice to QC about each bad mail.
+        // Nothing the bad mails started survived them: a case and an
+        // acknowledgement for each good one, a notice to QC about each bad
+        // one, and every letter's bytes written.
         assert_eq!(
             count(
                 &store,
                 "SELECT COUNT(*) FROM outbox WHERE kind = 'acknowledgement'"
             ),
-            2
+            17
         );
         assert_eq!(
             count(
@@ -1058,7 +1075,7 @@ mod tests {
         );
         assert_eq!(
             count(&store, "SELECT COUNT(*) FROM events WHERE kind = 'opened'"),
-            2
+            17
         );
         assert_eq!(
             count(
@@ -1067,13 +1084,13 @@ mod tests {
             ),
             0
         );
-        assert_eq!(store.checkpoint("INBOX").expect("cp"), Some((7, 14)));
+        assert_eq!(store.checkpoint("INBOX").expect("cp"), Some((7, 29)));
 
         // The same batch again: every mail is a duplicate, nothing changes.
         let again = process_batch(&mut store, &desk, &mails, now);
         assert!(again.error.is_none());
         assert!(again.done.iter().all(|p| *p == Processed::Duplicate));
-        assert_eq!(count(&store, "SELECT COUNT(*) FROM cases"), 2);
+        assert_eq!(count(&store, "SELECT COUNT(*) FROM cases"), 17);
     }
 
     #[test]
@@ -1152,6 +1169,14 @@ mod tests {
                 "SELECT COUNT(*) FROM outbox WHERE kind = 'acknowledgement'"
             ),
             40
+        );
+        // Rendered on the helper thread, written into their rows.
+        assert_eq!(
+            count(
+                &store,
+                "SELECT COUNT(*) FROM outbox WHERE raw = X'' OR subject = ''"
+            ),
+            0
         );
     }
 }

@@ -100,6 +100,24 @@ impl Store {
         &self.conn
     }
 
+    /// Turns SQLite's automatic WAL checkpoints on this connection on (the
+    /// default: after a commit that leaves 1000 pages in the WAL) or off,
+    /// for a connection whose checkpoints another one does
+    /// ([`Store::checkpoint_wal`]).
+    pub fn set_auto_checkpoint(&self, on: bool) -> anyhow::Result<()> {
+        self.conn
+            .pragma_update(None, "wal_autocheckpoint", if on { 1000 } else { 0 })?;
+        Ok(())
+    }
+
+    /// Copies what the WAL holds into the database file, as far as it can
+    /// without waiting for readers or writers (a PASSIVE checkpoint).
+    pub fn checkpoint_wal(&self) -> anyhow::Result<()> {
+        self.conn
+            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?;
+        Ok(())
+    }
+
     /// A write transaction; everything a decision changes is committed in one.
     /// Changes whenever another connection (another process, or another
     /// loop of this one) commits: a cheap way to notice the CLI's writes.
@@ -620,6 +638,19 @@ pub fn queue_outbox(tx: &Transaction, m: &NewOutbox, now: DateTime<Utc>) -> anyh
         ],
     )?;
     Ok(n == 1)
+}
+
+/// Writes a queued letter's subject and bytes (rendered after its row was
+/// inserted, before the transaction commits).
+pub fn set_outbox_bytes(
+    tx: &Transaction,
+    id: i64,
+    subject: &str,
+    raw: &[u8],
+) -> anyhow::Result<()> {
+    tx.prepare_cached("UPDATE outbox SET subject = ?2, raw = ?3 WHERE id = ?1")?
+        .execute(params![id, subject, raw])?;
+    Ok(())
 }
 
 /// Sets a case's deadline of `kind` (replacing a live one).

@@ -75,11 +75,22 @@ pub async fn run(
     shared: Arc<IntakeShared>,
     token: CancellationToken,
 ) {
+    let checkpointer = Checkpointer::new(&desk, &store);
     let store = Arc::new(Mutex::new(store));
     let mut state = StateLog(None);
     let mut failures = 0u32;
     while !token.is_cancelled() {
-        match session(&desk, &store, &shared, &token, &mut state, &mut failures).await {
+        match session(
+            &desk,
+            &store,
+            &checkpointer,
+            &shared,
+            &token,
+            &mut state,
+            &mut failures,
+        )
+        .await
+        {
             Ok(()) => break,
             Err(e) => {
                 state.set(format!("IMAP: {e:#}; retrying"), true);
@@ -132,6 +143,7 @@ fn drain_unsolicited(session: &mut Session) -> bool {
 async fn session(
     desk: &Arc<Desk>,
     store: &Arc<Mutex<Store>>,
+    checkpointer: &Checkpointer,
     shared: &IntakeShared,
     token: &CancellationToken,
     state: &mut StateLog,
@@ -202,6 +214,7 @@ async fn session(
     }
     let watch = Watch {
         desk,
+        checkpointer,
         shared,
         folder,
         uidvalidity,
@@ -308,6 +321,7 @@ impl Mark {
 /// The folder being watched, and what processing it needs.
 struct Watch<'a> {
     desk: &'a Arc<Desk>,
+    checkpointer: &'a Checkpointer,
     shared: &'a IntakeShared,
     folder: &'a str,
     uidvalidity: u32,
@@ -358,6 +372,56 @@ async fn drain(
     Ok((result?, processed))
 }
 
+/// Copies the WAL into the database file on a blocking thread of its own,
+/// after each committed chunk, with a second connection: the intake
+/// connection's automatic checkpoints (a copy and two fsyncs every 1000
+/// pages, a tenth of a backlog's time) are turned off, so its thread only
+/// stores and decides.
+struct Checkpointer {
+    store: Option<Arc<Mutex<Store>>>,
+    busy: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Checkpointer {
+    /// A second connection to the store; without one (it could not be
+    /// opened), `intake` keeps checkpointing itself.
+    fn new(desk: &Desk, intake: &Store) -> Checkpointer {
+        let store = match Store::open(&desk.config.store.path) {
+            Ok(s) => match intake.set_auto_checkpoint(false) {
+                Ok(()) => Some(Arc::new(Mutex::new(s))),
+                Err(e) => {
+                    tracing::warn!("store: {e:#}; intake checkpoints the WAL itself");
+                    None
+                }
+            },
+            Err(e) => {
+                tracing::warn!("store: {e:#}; intake checkpoints the WAL itself");
+                None
+            }
+        };
+        Checkpointer {
+            store,
+            busy: Arc::default(),
+        }
+    }
+
+    /// Starts a checkpoint unless one is running.
+    fn kick(&self) {
+        use std::sync::atomic::Ordering::SeqCst;
+        let Some(store) = &self.store else { return };
+        if self.busy.swap(true, SeqCst) {
+            return;
+        }
+        let (store, busy) = (store.clone(), self.busy.clone());
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) = lock(&store).checkpoint_wal() {
+                tracing::debug!("WAL checkpoint: {e:#}");
+            }
+            busy.store(false, SeqCst);
+        });
+    }
+}
+
 /// The store, also when a processing thread panicked while holding it (its
 /// transaction was rolled back as the panic unwound).
 fn lock(store: &Mutex<Store>) -> MutexGuard<'_, Store> {
@@ -390,6 +454,7 @@ async fn drain_chunks(
 ) -> anyhow::Result<u32> {
     let Watch {
         desk,
+        checkpointer,
         shared,
         folder,
         uidvalidity,
@@ -433,6 +498,7 @@ async fn drain_chunks(
             }));
         }
         if let Some((chunk_uids, outcome)) = previous {
+            checkpointer.kick();
             let done = &chunk_uids[..outcome.done.len()];
             for (uid, processed) in done.iter().zip(&outcome.done) {
                 log_outcome(*uid, processed);

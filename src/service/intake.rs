@@ -1,18 +1,23 @@
-//! One incoming mail, from raw bytes to committed decisions.
+//! Incoming mail, from raw bytes to committed decisions, a batch (a fetched
+//! chunk) at a time.
 //!
 //! Order of work (and why): the raw bytes are stored first, in a transaction
 //! with the Message-ID dedupe, so nothing is ever lost and a re-fetch never
-//! doubles anything; then the mail is parsed, classified and matched, the
+//! doubles anything; then each mail is parsed, classified and matched, the
 //! core decides, and every consequence (case, events, outbox rows,
-//! deadlines, the IMAP checkpoint) is committed in ONE transaction. A crash
-//! between the two leaves a stored, unprocessed row that the next run
-//! finishes. Only after that commit may the caller flag the mail on the
-//! server.
+//! deadlines, the IMAP checkpoint) is committed in ONE transaction, that
+//! of its batch. A crash between the two leaves stored, unprocessed rows
+//! that the next run finishes. Only after that commit may the caller flag
+//! the mails on the server.
 //!
 //! A mail that cannot be parsed or handled is quarantined: kept raw, with the
-//! reason, and QC is told once. It never stalls the mailbox.
+//! reason, and QC is told once. It never stalls the mailbox, and its failure
+//! undoes only its own work (the batch is done again with a savepoint per
+//! mail). The store's own trouble
+//! (busy, full) is not the mail's: the batch stops there, uncommitted mail
+//! is not flagged, and it is taken again later.
 
-use super::letters::{self, long_date, LetterSpec};
+use super::letters::{self, long_date, LetterSpec, Render};
 use super::Desk;
 use crate::adapters::db::{self, MessageFacts, NewCase, RawStored, Source, Store};
 use crate::adapters::mail_parse;
@@ -141,13 +146,112 @@ pub fn process_batch(
             return outcome;
         }
     };
-    let tx = match store.transaction() {
-        Ok(tx) => tx,
-        Err(e) => {
-            outcome.error = Some(e);
+    // Savepoints cost a copy of every page a mail touches, so the batch is
+    // first tried without them; only when a mail fails is it done again
+    // carefully, each mail in its own savepoint. Both give the same result.
+    let mut careful = false;
+    loop {
+        let tx = match store.transaction() {
+            Ok(tx) => tx,
+            Err(e) => {
+                outcome.error = Some(e);
+                return outcome;
+            }
+        };
+        let decided = if careful {
+            decide_batch(&tx, desk, mails, &parsed, &stored, &received, now, None)
+        } else if mails.len() < DEFER_LETTERS_FROM {
+            decide_batch(
+                &tx,
+                desk,
+                mails,
+                &parsed,
+                &stored,
+                &received,
+                now,
+                Some(Render::Now),
+            )
+        } else {
+            // The letters are rendered on a helper thread meanwhile.
+            letters::Deferred::run(desk, |deferred| {
+                let decided = decide_batch(
+                    &tx,
+                    desk,
+                    mails,
+                    &parsed,
+                    &stored,
+                    &received,
+                    now,
+                    Some(Render::Later(deferred)),
+                )?;
+                deferred.finish(&tx).map_err(|_| Redo)?;
+                Ok(decided)
+            })
+        };
+        let (done, error) = match decided {
+            Ok(decided) => decided,
+            Err(Redo) => {
+                drop(tx);
+                careful = true;
+                continue;
+            }
+        };
+        if tx.is_autocommit() {
+            // SQLite rolled the transaction back on an error (it may on a
+            // full disk or an I/O error): nothing of it happened, and
+            // nothing more may be written outside it.
+            outcome.error =
+                Some(error.unwrap_or_else(|| anyhow::anyhow!("the store rolled the batch back")));
             return outcome;
         }
-    };
+        let committed = advance_checkpoints(&tx, &mails[..done.len()], now)
+            .and_then(|()| tx.commit().map_err(anyhow::Error::from));
+        match committed {
+            Ok(()) => {
+                for (i, p) in done.iter().enumerate() {
+                    if let Processed::Quarantined { reason } = p {
+                        let (message_id, _) = stored_message_id(mails[i].raw, &parsed[i]);
+                        tracing::warn!(message_id = %message_id, reason = %reason, "mail quarantined");
+                    }
+                }
+                outcome.done = done;
+                outcome.error = error;
+            }
+            Err(e) => {
+                // Nothing of this transaction happened: the stored rows stay
+                // unprocessed and are finished on the next round.
+                outcome.error = Some(error.unwrap_or(e));
+            }
+        }
+        return outcome;
+    }
+}
+
+/// Batches from this size on have their letters rendered on a helper
+/// thread; smaller ones (mail arriving one by one) are not worth a thread.
+const DEFER_LETTERS_FROM: usize = 16;
+
+/// A mail failed in a batch tried without savepoints: roll it all back and
+/// do it again carefully.
+struct Redo;
+
+/// Decides every stored mail of a batch inside `tx`; returns the outcomes
+/// of a prefix of the batch (all of it unless the error is set: the
+/// store's trouble, not a bad mail's). With `optimistic`, the batch is
+/// tried without savepoints and its letters rendered as that says (any
+/// failure asks for a careful redo); without, each mail has its savepoint
+/// and its letters are rendered at once.
+#[allow(clippy::too_many_arguments)]
+fn decide_batch(
+    tx: &Transaction,
+    desk: &Desk,
+    mails: &[Incoming],
+    parsed: &[Parsed],
+    stored: &[RawStored],
+    received: &[DateTime<Utc>],
+    now: DateTime<Utc>,
+    optimistic: Option<Render>,
+) -> Result<(Vec<Processed>, Option<anyhow::Error>), Redo> {
     // Rows finished in this batch: the same mail twice in one batch is
     // processed once.
     let mut finished = std::collections::HashSet::new();
@@ -158,10 +262,30 @@ pub fn process_batch(
                 processed: true, ..
             } => Ok(Processed::Duplicate),
             RawStored::New(row) | RawStored::Duplicate { id: row, .. } => {
-                if finished.insert(row) {
-                    decide_one(&tx, desk, row, mail.raw, &parsed[i], received[i], now)
-                } else {
+                if !finished.insert(row) {
                     Ok(Processed::Duplicate)
+                } else if let Some(render) = optimistic {
+                    let Ok(m) = &parsed[i] else {
+                        // Known bad before deciding: quarantined without a
+                        // savepoint (a failure here is the store's).
+                        let reason = parsed[i].as_ref().err().cloned().unwrap_or_default();
+                        let (message_id, _) = stored_message_id(mail.raw, &parsed[i]);
+                        match quarantine(tx, desk, row, &message_id, mail.raw, &reason, now) {
+                            Ok(()) => {
+                                done.push(Processed::Quarantined { reason });
+                                continue;
+                            }
+                            Err(_) => return Err(Redo),
+                        }
+                    };
+                    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        decide_and_commit(tx, desk, row, m, received[i], now, render)
+                    })) {
+                        Ok(Ok(p)) => Ok(p),
+                        _ => return Err(Redo),
+                    }
+                } else {
+                    decide_one(tx, desk, row, mail.raw, &parsed[i], received[i], now)
                 }
             }
         };
@@ -171,22 +295,11 @@ pub fn process_batch(
                 // The store is busy or the disk is full (or quarantining
                 // itself failed): nothing from here on is flagged, and the
                 // rest is taken again on the next round.
-                outcome.error = Some(e);
-                break;
+                return Ok((done, Some(e)));
             }
         }
     }
-    let committed = advance_checkpoints(&tx, &mails[..done.len()], now)
-        .and_then(|()| tx.commit().map_err(anyhow::Error::from));
-    match committed {
-        Ok(()) => outcome.done = done,
-        Err(e) => {
-            // Nothing of this transaction happened: the stored rows stay
-            // unprocessed and are finished on the next round.
-            outcome.error = Some(outcome.error.take().unwrap_or(e));
-        }
-    }
-    outcome
+    Ok((done, None))
 }
 
 /// A mail as the parser left it: the Inbound, or why there is none.
@@ -254,7 +367,7 @@ fn decide_one(
             // A bug must not stall the mailbox: a panic while deciding rolls
             // the mail's savepoint back and quarantines it like an error.
             let decided = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                decide_and_commit(tx, desk, row, m, received, now)
+                decide_and_commit(tx, desk, row, m, received, now, Render::Now)
             }));
             match decided {
                 Ok(Ok(p)) => {
@@ -262,7 +375,9 @@ fn decide_one(
                     return Ok(p);
                 }
                 Ok(Err(e)) if is_transient_store_error(&e) => {
-                    db::roll_back(tx)?;
+                    // SQLite may have rolled the whole transaction back
+                    // already (a full disk does): the caller checks.
+                    let _ = db::roll_back(tx);
                     return Err(e);
                 }
                 Ok(Err(e)) => {
@@ -286,7 +401,6 @@ fn decide_one(
             return Err(e);
         }
     }
-    tracing::warn!(message_id = %message_id, reason = %reason, "mail quarantined");
     Ok(Processed::Quarantined { reason })
 }
 
@@ -471,6 +585,7 @@ fn decide_and_commit(
     m: &Inbound,
     received: DateTime<Utc>,
     now: DateTime<Utc>,
+    render: Render,
 ) -> anyhow::Result<Processed> {
     let cfg = &desk.config;
     let class = classify(m, &desk.own);
@@ -514,6 +629,7 @@ fn decide_and_commit(
             let (id, reference, acknowledged) = open_case(
                 tx,
                 desk,
+                render,
                 m,
                 received,
                 now,
@@ -658,6 +774,7 @@ fn record_message(
 fn open_case(
     tx: &Transaction,
     desk: &Desk,
+    render: Render,
     m: &Inbound,
     received: DateTime<Utc>,
     now: DateTime<Utc>,
@@ -771,7 +888,7 @@ fn open_case(
     for effect in transition.effects.clone() {
         match effect {
             Effect::SendLetter(Letter::Acknowledgement) if acknowledge => {
-                letters::queue(
+                letters::queue_with(
                     tx,
                     desk,
                     LetterSpec {
@@ -796,6 +913,7 @@ fn open_case(
                         }),
                     },
                     now,
+                    render,
                 )?;
                 acknowledged = true;
             }
@@ -810,7 +928,7 @@ fn open_case(
                     }
                 }
                 for (staff_name, staff_address) in recipients {
-                    letters::queue(
+                    letters::queue_with(
                         tx,
                         desk,
                         LetterSpec {
@@ -842,6 +960,7 @@ fn open_case(
                             }),
                         },
                         now,
+                        render,
                     )?;
                 }
             }
@@ -853,4 +972,248 @@ fn open_case(
     }
     db::update_case_state(tx, case_id, &transition.case, now)?;
     Ok((case_id, reference, acknowledged))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn desk(dir: &std::path::Path) -> (Store, Desk) {
+        let path = dir.join("s.sqlite");
+        let env = vec![("REDRESS_STORE_PATH".to_string(), path.display().to_string())];
+        let text = include_str!("../../config.example.toml");
+        let cfg = crate::config::parse_str(text, "config.example.toml", &env).expect("config");
+        let mut store = Store::open(&path).expect("store");
+        let desk = Desk::new(cfg, &mut store).expect("desk");
+        (store, desk)
+    }
+
+    fn complaint(from: &str, id: &str) -> Vec<u8> {
+        format!(
+            "From: Someone <{from}>\r\nTo: complaints@opp.example\r\nSubject: A complaint from {from}\r\nMessage-ID: <{id}>\r\nDate: Mon, 23 Nov 2026 10:00:00 +0000\r\n\r\nIt went wrong.\r\n"
+        )
+        .into_bytes()
+    }
+
+    fn count(store: &Store, sql: &str) -> i64 {
+        store
+            .conn()
+            .query_row(sql, [], |r| r.get(0))
+            .expect("count")
+    }
+
+    #[test]
+    fn a_bad_mail_in_a_batch_is_quarantined_alone_and_a_repeat_is_processed_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (mut store, desk) = desk(dir.path());
+        let now = "2026-11-23T10:00:00Z".parse().expect("now");
+        // A mail that fails half-way through its decision (here the store
+        // refuses its acknowledgement, after its case was inserted).
+        store
+            .conn()
+            .execute_batch(
+                "CREATE TEMP TRIGGER refuse BEFORE INSERT ON outbox WHEN NEW.recipient = 'bad@example.net'
+                 BEGIN SELECT RAISE(ABORT, 'refused for the test'); END;",
+            )
+            .expect("trigger");
+        let a = complaint("a@example.net", "a@example.net");
+        let b = complaint("b@example.net", "b@example.net");
+        let bad = complaint("bad@example.net", "bad@example.net");
+        let junk = b"\x00\x01\x02 this is not an email\r\n".to_vec();
+        // Enough others for the letters to be rendered on the helper thread.
+        let others: Vec<Vec<u8>> = (0..15)
+            .map(|i| complaint(&format!("o{i}@example.net"), &format!("o{i}@example.net")))
+            .collect();
+        let mut raws = vec![&a, &bad, &a, &junk, &b];
+        raws.extend(others.iter());
+        assert!(raws.len() >= DEFER_LETTERS_FROM);
+        let mails: Vec<Incoming> = raws
+            .iter()
+            .enumerate()
+            .map(|(i, raw)| Incoming {
+                raw,
+                arrival: Arrival {
+                    source: Source {
+                        folder: "INBOX",
+                        uidvalidity: Some(7),
+                        uid: Some(10 + i as u32),
+                    },
+                    received: None,
+                },
+            })
+            .collect();
+        let outcome = process_batch(&mut store, &desk, &mails, now);
+        assert!(outcome.error.is_none(), "{:?}", outcome.error);
+        assert_eq!(outcome.done.len(), raws.len());
+        let kinds: Vec<&str> = outcome.done[..5]
+            .iter()
+            .map(|p| match p {
+                Processed::Opened { .. } => "opened",
+                Processed::Quarantined { .. } => "quarantined",
+                Processed::Duplicate => "duplicate",
+                _ => "other",
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                "opened",
+                "quarantined",
+                "duplicate",
+                "quarantined",
+                "opened"
+            ]
+        );
+        assert!(
+            matches!(&outcome.done[1], Processed::Quarantined { reason } if reason.contains("refused for the test")),
+            "{:?}",
+            outcome.done[1]
+        );
+        assert!(
+            matches!(&outcome.done[3], Processed::Quarantined { reason } if reason.starts_with("could not be parsed")),
+            "{:?}",
+            outcome.done[3]
+        );
+        assert!(outcome.done[5..]
+            .iter()
+            .all(|p| matches!(p, Processed::Opened { .. })));
+        assert_eq!(count(&store, "SELECT COUNT(*) FROM cases"), 17);
+        assert_eq!(count(&store, "SELECT COUNT(*) FROM messages"), 19);
+        assert_eq!(
+            count(
+                &store,
+                "SELECT COUNT(*) FROM messages WHERE processed_at IS NULL"
+            ),
+            0
+        );
+        assert_eq!(
+            count(
+                &store,
+                "SELECT COUNT(*) FROM messages WHERE quarantine_reason IS NOT NULL AND case_id IS NULL"
+            ),
+            2
+        );
+        // Nothing the bad mails started survived them: a case and an
+        // acknowledgement for each good one, a notice to QC about each bad
+        // one, and every letter's bytes written.
+        assert_eq!(
+            count(
+                &store,
+                "SELECT COUNT(*) FROM outbox WHERE kind = 'acknowledgement'"
+            ),
+            17
+        );
+        assert_eq!(
+            count(
+                &store,
+                "SELECT COUNT(*) FROM outbox WHERE kind = 'quarantine'"
+            ),
+            2
+        );
+        assert_eq!(
+            count(&store, "SELECT COUNT(*) FROM events WHERE kind = 'opened'"),
+            17
+        );
+        assert_eq!(
+            count(
+                &store,
+                "SELECT COUNT(*) FROM outbox WHERE raw = X'' OR subject = ''"
+            ),
+            0
+        );
+        assert_eq!(store.checkpoint("INBOX").expect("cp"), Some((7, 29)));
+
+        // The same batch again: every mail is a duplicate, nothing changes.
+        let again = process_batch(&mut store, &desk, &mails, now);
+        assert!(again.error.is_none());
+        assert!(again.done.iter().all(|p| *p == Processed::Duplicate));
+        assert_eq!(count(&store, "SELECT COUNT(*) FROM cases"), 17);
+    }
+
+    #[test]
+    fn a_full_disk_stops_the_batch_without_quarantining_and_the_rest_is_taken_later() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (mut store, desk) = desk(dir.path());
+        let now = "2026-11-23T10:00:00Z".parse().expect("now");
+        let raws: Vec<Vec<u8>> = (0..40)
+            .map(|i| complaint(&format!("c{i}@example.net"), &format!("m{i}@example.net")))
+            .collect();
+        let mails: Vec<Incoming> = raws
+            .iter()
+            .enumerate()
+            .map(|(i, raw)| Incoming {
+                raw,
+                arrival: Arrival {
+                    source: Source {
+                        folder: "INBOX",
+                        uidvalidity: Some(7),
+                        uid: Some(1 + i as u32),
+                    },
+                    received: None,
+                },
+            })
+            .collect();
+        // Room for the raw mail, not for every decision: SQLITE_FULL.
+        let pages: i64 = store
+            .conn()
+            .pragma_query_value(None, "page_count", |r| r.get(0))
+            .expect("pages");
+        store
+            .conn()
+            .pragma_update(None, "max_page_count", pages + 30)
+            .expect("cap");
+        let outcome = process_batch(&mut store, &desk, &mails, now);
+        let error = outcome.error.expect("the store filled up");
+        assert!(is_transient_store_error(&error), "{error:#}");
+        // The mails before the one that did not fit are committed, unless
+        // SQLite rolled the whole transaction back (it may, on SQLITE_FULL).
+        let done = outcome.done.len();
+        assert!(done < mails.len(), "{done}");
+        assert!(outcome
+            .done
+            .iter()
+            .all(|p| matches!(p, Processed::Opened { .. })));
+        assert_eq!(
+            count(
+                &store,
+                "SELECT COUNT(*) FROM messages WHERE quarantine_reason IS NOT NULL"
+            ),
+            0,
+            "a full disk is not the mail's fault"
+        );
+        assert_eq!(count(&store, "SELECT COUNT(*) FROM cases"), done as i64);
+        assert_eq!(
+            store.checkpoint("INBOX").expect("cp"),
+            (done > 0).then_some((7, done as u32))
+        );
+        // Room again: the same batch finishes, nothing twice.
+        store
+            .conn()
+            .pragma_update(None, "max_page_count", 1_000_000_000)
+            .expect("cap");
+        let again = process_batch(&mut store, &desk, &mails, now);
+        assert!(again.error.is_none(), "{:?}", again.error);
+        assert!(again.done[..done]
+            .iter()
+            .all(|p| *p == Processed::Duplicate));
+        assert!(again.done[done..]
+            .iter()
+            .all(|p| matches!(p, Processed::Opened { .. })));
+        assert_eq!(count(&store, "SELECT COUNT(*) FROM cases"), 40);
+        assert_eq!(
+            count(
+                &store,
+                "SELECT COUNT(*) FROM outbox WHERE kind = 'acknowledgement'"
+            ),
+            40
+        );
+        // Rendered on the helper thread, written into their rows.
+        assert_eq!(
+            count(
+                &store,
+                "SELECT COUNT(*) FROM outbox WHERE raw = X'' OR subject = ''"
+            ),
+            0
+        );
+    }
 }

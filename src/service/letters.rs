@@ -134,6 +134,124 @@ pub fn queue(
     spec: LetterSpec,
     now: DateTime<Utc>,
 ) -> anyhow::Result<Option<String>> {
+    queue_with(tx, desk, spec, now, Render::Now)
+}
+
+/// When a queued letter is rendered.
+#[derive(Clone, Copy)]
+pub enum Render<'r> {
+    /// Rendered and built before its row is inserted.
+    Now,
+    /// Its row is inserted at once without its bytes, and a helper thread
+    /// renders it while the batch goes on; [`Deferred::finish`] writes the
+    /// bytes into the rows before the batch commits.
+    Later(&'r Deferred),
+}
+
+/// A letter to render on the helper thread.
+struct Job {
+    row: i64,
+    template: String,
+    data: Value,
+    to_name: String,
+    to_address: String,
+    message_id: String,
+    in_reply_to: Option<String>,
+    references: Vec<String>,
+    /// Where replies go, when not the complaints address.
+    reply_to: Option<String>,
+    auto_submitted: AutoSubmitted,
+    date: DateTime<Utc>,
+}
+
+/// A rendered letter: its outbox row, subject and bytes.
+type Rendered = (i64, anyhow::Result<(String, Vec<u8>)>);
+
+/// The letters of a batch rendered on a helper thread (templates and MIME
+/// building are a third of a new case's work, and need nothing from the
+/// store), so that they take another core while the store's work goes on.
+pub struct Deferred {
+    jobs: std::sync::mpsc::Sender<Job>,
+    rendered: std::sync::mpsc::Receiver<Rendered>,
+    queued: std::cell::Cell<usize>,
+}
+
+impl Deferred {
+    /// Runs `f` with a helper thread rendering the letters it queues with
+    /// [`Render::Later`].
+    pub fn run<T>(desk: &Desk, f: impl FnOnce(&Deferred) -> T) -> T {
+        let (jobs, job_rx) = std::sync::mpsc::channel::<Job>();
+        let (done_tx, rendered) = std::sync::mpsc::channel::<Rendered>();
+        std::thread::scope(|scope| {
+            scope.spawn(move || {
+                for job in job_rx {
+                    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        render_and_build(desk, &job)
+                    }))
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("rendering the letter panicked")));
+                    if done_tx.send((job.row, result)).is_err() {
+                        break;
+                    }
+                }
+            });
+            let deferred = Deferred {
+                jobs,
+                rendered,
+                queued: std::cell::Cell::new(0),
+            };
+            // Dropping `deferred` at the end closes the channel: the helper
+            // stops and the scope joins it.
+            f(&deferred)
+        })
+    }
+
+    /// Waits for every letter queued so far and writes their bytes into
+    /// their rows; an error when one could not be rendered (the caller
+    /// rolls the batch back and does it again rendering at once, where
+    /// such a letter is an error of its own mail).
+    pub fn finish(&self, tx: &Transaction) -> anyhow::Result<()> {
+        for _ in 0..self.queued.replace(0) {
+            let (row, result) = self
+                .rendered
+                .recv()
+                .map_err(|_| anyhow::anyhow!("the letter rendering thread stopped"))?;
+            let (subject, raw) = result?;
+            db::set_outbox_bytes(tx, row, &subject, &raw)?;
+        }
+        Ok(())
+    }
+}
+
+fn render_and_build(desk: &Desk, job: &Job) -> anyhow::Result<(String, Vec<u8>)> {
+    let cfg = &desk.config;
+    let letter = desk.templates.render(&job.template, &job.data)?;
+    let raw = outgoing::build(&Outgoing {
+        from_name: &cfg.organisation.name,
+        from_address: cfg.from_address(),
+        to_name: &job.to_name,
+        to_address: &job.to_address,
+        reply_to: Some(job.reply_to.as_deref().unwrap_or(&cfg.mailbox.address)),
+        subject: &letter.subject,
+        text: &letter.text,
+        html: &letter.html,
+        message_id: &job.message_id,
+        in_reply_to: job.in_reply_to.as_deref(),
+        references: &job.references,
+        auto_submitted: job.auto_submitted,
+        date: job.date,
+    })?;
+    Ok((letter.subject, raw))
+}
+
+/// Queues the letter, rendered as `render` says; returns its Message-ID,
+/// or None when a notice with the same fixed Message-ID was already queued.
+pub fn queue_with(
+    tx: &Transaction,
+    desk: &Desk,
+    spec: LetterSpec,
+    now: DateTime<Utc>,
+    render: Render,
+) -> anyhow::Result<Option<String>> {
     let cfg = &desk.config;
     let id = db::next_outbox_id(tx)?;
     let domain = cfg.message_id_domain();
@@ -155,22 +273,26 @@ pub fn queue(
         map.entry("reference")
             .or_insert_with(|| Value::String(spec.reference.to_string()));
     }
-    let letter = desk.templates.render(spec.template, &data)?;
-    let raw = outgoing::build(&Outgoing {
-        from_name: &cfg.organisation.name,
-        from_address: cfg.from_address(),
-        to_name: spec.to_name,
-        to_address: spec.to_address,
-        reply_to: Some(spec.reply_to.as_deref().unwrap_or(&cfg.mailbox.address)),
-        subject: &letter.subject,
-        text: &letter.text,
-        html: &letter.html,
-        message_id: &message_id,
-        in_reply_to: spec.in_reply_to,
-        references: spec.references,
+    let job = Job {
+        row: id,
+        template: spec.template.to_string(),
+        data,
+        to_name: spec.to_name.to_string(),
+        to_address: spec.to_address.to_string(),
+        message_id: message_id.clone(),
+        in_reply_to: spec.in_reply_to.map(str::to_string),
+        references: spec.references.to_vec(),
+        reply_to: spec.reply_to.clone(),
         auto_submitted: spec.auto_submitted,
         date: now,
-    })?;
+    };
+    let (subject, raw, job) = match render {
+        Render::Now => {
+            let (subject, raw) = render_and_build(desk, &job)?;
+            (subject, raw, None)
+        }
+        Render::Later(_) => (String::new(), Vec::new(), Some(job)),
+    };
     let queued = db::queue_outbox(
         tx,
         &NewOutbox {
@@ -180,11 +302,18 @@ pub fn queue(
             message_id: &message_id,
             recipient: spec.to_address,
             auto_reply: spec.auto_reply,
-            subject: &letter.subject,
+            subject: &subject,
             raw: &raw,
         },
         now,
     )?;
+    if let (true, Render::Later(deferred), Some(job)) = (queued, render, job) {
+        deferred
+            .jobs
+            .send(job)
+            .map_err(|_| anyhow::anyhow!("the letter rendering thread stopped"))?;
+        deferred.queued.set(deferred.queued.get() + 1);
+    }
     if queued {
         if let Some(case_id) = spec.case_id {
             db::append_event(

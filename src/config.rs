@@ -1123,6 +1123,31 @@ impl Config {
         self.staff.departments.iter().find(|d| d.id == id)
     }
 
+    /// A department as staff name it in a command: by id, or by name in
+    /// any case.
+    pub fn find_department(&self, text: &str) -> Option<&Department> {
+        self.department(text).or_else(|| {
+            self.staff
+                .departments
+                .iter()
+                .find(|d| d.name.eq_ignore_ascii_case(text))
+        })
+    }
+
+    /// Who is told of a new case (or a case starting a new stage) in
+    /// `department`: the Quality Coordinator and the department head
+    /// (once, when they are the same person): (name, address).
+    pub fn new_case_recipients(&self, department: &str) -> Vec<(&str, &str)> {
+        let qc = &self.staff.quality_coordinator;
+        let mut to = vec![(qc.name.as_str(), qc.address.as_str())];
+        if let Some(d) = self.department(department) {
+            if !d.head.address.eq_ignore_ascii_case(&qc.address) {
+                to.push((d.head.name.as_str(), d.head.address.as_str()));
+            }
+        }
+        to
+    }
+
     /// The stage's words for the acknowledgement.
     pub fn next_steps(&self, stage: &str) -> &str {
         self.procedure

@@ -766,6 +766,31 @@ fn weekday(name: &str) -> Option<Weekday> {
     .map(|(_, w)| w)
 }
 
+/// Why `response` (text for the complainant) may not go, if it carries
+/// something internal: one of the case's `notes`, or the staff emails'
+/// help text (a quote the mail client did not mark as one). Whitespace is
+/// ignored; notes shorter than 24 characters are too common to tell.
+pub fn internal_text_in(response: &str, notes: &[&str]) -> Option<&'static str> {
+    let squash = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
+    let flat = squash(response);
+    if HELP
+        .lines()
+        .filter(|l| l.trim().len() > 20)
+        .any(|l| flat.contains(&squash(l)))
+    {
+        return Some(
+            "the text seems to include the staff email it answers (the commands help); write the response above the quoted mail",
+        );
+    }
+    notes
+        .iter()
+        .map(|n| squash(n))
+        .any(|n| n.len() >= 24 && flat.contains(&n))
+        .then_some(
+            "the text contains an internal note of the case; internal notes never go to the complainant",
+        )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1421,5 +1446,18 @@ mod tests {
             prop_assert_eq!(p.commands, vec![command]);
             prop_assert_eq!(p.text, text.trim_end());
         }
+    }
+
+    #[test]
+    fn internal_text_is_caught_in_a_response() {
+        let note = "The assessor admits the form was lost in the move";
+        assert!(internal_text_in("Dear Fay,\nWe are sorry.", &[note]).is_none());
+        assert!(
+            internal_text_in(&format!("Dear Fay,\n{}", note.replace(' ', "\n")), &[note]).is_some()
+        );
+        // Short notes ("ok", "called her") are too common to tell.
+        assert!(internal_text_in("Dear Fay, ok.", &["ok"]).is_none());
+        let quoted_help = format!("Dear Fay,\n\n{HELP}");
+        assert!(internal_text_in(&quoted_help, &[]).is_some());
     }
 }

@@ -22,29 +22,37 @@ pub async fn run(
     let mut failures = 0u32;
     loop {
         let now = crate::clock::now();
-        let mut wait = WAKE_CAP;
-        match crate::service::ladder::tick(&mut store, &desk, now, now, false) {
-            Ok(actions) => {
-                failures = 0;
-                for a in &actions {
-                    tracing::info!(case = %a.reference, action = %a.action, kind = %a.kind, to = %a.to, "timer");
+        // Most wake-ups (each committed intake chunk) find nothing due and
+        // take no write transaction.
+        let due = matches!(db::next_deadline_due(store.conn()), Ok(Some(t)) if t <= now);
+        if due {
+            match crate::service::ladder::tick(&mut store, &desk, now, now, false) {
+                Ok(actions) => {
+                    failures = 0;
+                    for a in &actions {
+                        tracing::info!(case = %a.reference, action = %a.action, kind = %a.kind, to = %a.to, "timer");
+                    }
+                    if actions.iter().any(|a| a.action == "send") {
+                        shared.outbox.notify_one();
+                    }
                 }
-                if actions.iter().any(|a| a.action == "send") {
-                    shared.outbox.notify_one();
+                Err(e) => {
+                    tracing::error!("timers: {e:#}");
+                    failures = failures.saturating_add(1);
                 }
-                if let Ok(Some(next)) = db::next_deadline_due(store.conn()) {
-                    wait = (next - crate::clock::now())
-                        .to_std()
-                        .unwrap_or(Duration::ZERO)
-                        .min(WAKE_CAP);
-                }
-            }
-            Err(e) => {
-                tracing::error!("timers: {e:#}");
-                wait = super::intake::backoff(failures).min(WAKE_CAP);
-                failures = failures.saturating_add(1);
             }
         }
+        let wait = if failures > 0 {
+            super::intake::backoff(failures - 1).min(WAKE_CAP)
+        } else {
+            match db::next_deadline_due(store.conn()) {
+                Ok(Some(next)) => (next - crate::clock::now())
+                    .to_std()
+                    .unwrap_or(Duration::ZERO)
+                    .min(WAKE_CAP),
+                _ => WAKE_CAP,
+            }
+        };
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
             _ = shared.timers.notified() => {}

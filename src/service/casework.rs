@@ -69,21 +69,14 @@ pub fn carry_out(
                 complainant_letter(tx, desk, &record, &t.case, letter, details, when)?;
             }
             Effect::NotifyStaff { rung: 0 } => {
-                let qc = &desk.config.staff.quality_coordinator;
-                let mut to = vec![(qc.name.clone(), qc.address.clone())];
-                if let Some(d) = desk.config.department(&record.department) {
-                    if !d.head.address.eq_ignore_ascii_case(&qc.address) {
-                        to.push((d.head.name.clone(), d.head.address.clone()));
-                    }
-                }
-                for (name, address) in to {
+                for (name, address) in desk.config.new_case_recipients(&record.department) {
                     staff_case_letter(
                         tx,
                         desk,
                         &record,
                         "assigned",
-                        &name,
-                        &address,
+                        name,
+                        address,
                         json!({"assigned_by": format!("the {} stage of the procedure", t.case.stage)}),
                         when,
                     )?;

@@ -919,15 +919,8 @@ fn open_case(
             }
             Effect::SendLetter(_) => {}
             Effect::NotifyStaff { rung: 0 } if acknowledge || tell_qc_cap => {
-                let qc = &cfg.staff.quality_coordinator;
-                let mut recipients = vec![(qc.name.as_str(), qc.address.as_str())];
                 let dept = cfg.department(&department);
-                if let Some(d) = dept {
-                    if !d.head.address.eq_ignore_ascii_case(&qc.address) {
-                        recipients.push((d.head.name.as_str(), d.head.address.as_str()));
-                    }
-                }
-                for (staff_name, staff_address) in recipients {
+                for (staff_name, staff_address) in cfg.new_case_recipients(&department) {
                     letters::queue_with(
                         tx,
                         desk,

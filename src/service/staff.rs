@@ -163,14 +163,7 @@ fn plan(
         let event = match c {
             Command::Reply | Command::Note | Command::External { .. } => None,
             Command::Assign { department } => {
-                if desk.config.department(department).is_none()
-                    && !desk
-                        .config
-                        .staff
-                        .departments
-                        .iter()
-                        .any(|d| d.name.eq_ignore_ascii_case(department))
-                {
+                if desk.config.find_department(department).is_none() {
                     let known: Vec<&str> = desk
                         .config
                         .staff
@@ -260,36 +253,22 @@ fn plan(
     }
 }
 
-/// Whether text meant for the complainant carries something internal: a
-/// note written on the case, or the footer of a staff email (a quote the
-/// mail client did not mark as one).
+/// Why text meant for the complainant may not go: it carries an internal
+/// note of the case or the quoted staff email (see
+/// [`command::internal_text_in`]).
 fn leaks_internal(tx: &Transaction, case_id: i64, text: &str) -> anyhow::Result<Option<String>> {
-    let squash = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
-    let flat = squash(text);
-    let help = casework::commands_help();
-    if help
-        .lines()
-        .filter(|l| l.trim().len() > 20)
-        .any(|l| flat.contains(&squash(l)))
-    {
-        return Ok(Some(
-            "the text seems to include the staff email it answers (the commands help); write the response above the quoted mail"
-                .into(),
-        ));
-    }
-    for (_, _, kind, detail) in db::case_events(tx, case_id)? {
-        if kind != "note" {
-            continue;
-        }
-        let note = squash(detail.get("text").and_then(|t| t.as_str()).unwrap_or(""));
-        if note.len() >= 24 && flat.contains(&note) {
-            return Ok(Some(
-                "the text contains an internal note of the case; internal notes never go to the complainant"
-                    .into(),
-            ));
-        }
-    }
-    Ok(None)
+    let notes: Vec<String> = db::case_events(tx, case_id)?
+        .into_iter()
+        .filter(|(_, _, kind, _)| kind == "note")
+        .filter_map(|(_, _, _, detail)| {
+            detail
+                .get("text")
+                .and_then(|t| t.as_str())
+                .map(str::to_string)
+        })
+        .collect();
+    let notes: Vec<&str> = notes.iter().map(String::as_str).collect();
+    Ok(command::internal_text_in(text, &notes).map(str::to_string))
 }
 
 fn act(
@@ -399,28 +378,22 @@ fn act(
                 )?;
             }
             Command::Assign { department } => {
-                let id = desk
-                    .config
-                    .staff
-                    .departments
-                    .iter()
-                    .find(|d| d.id == *department || d.name.eq_ignore_ascii_case(department))
-                    .map(|d| d.id.clone())
-                    .unwrap_or_else(|| department.clone());
-                db::set_department(tx, case_id, &id, now)?;
+                // plan() has checked that the department exists.
+                let Some(d) = desk.config.find_department(department) else {
+                    continue;
+                };
+                db::set_department(tx, case_id, &d.id, now)?;
                 let record = db::case_record(tx, case_id)?;
-                if let Some(d) = desk.config.department(&id) {
-                    casework::staff_case_letter(
-                        tx,
-                        desk,
-                        &record,
-                        "assigned",
-                        &d.head.name,
-                        &d.head.address,
-                        json!({"assigned_by": name}),
-                        when,
-                    )?;
-                }
+                casework::staff_case_letter(
+                    tx,
+                    desk,
+                    &record,
+                    "assigned",
+                    &d.head.name,
+                    &d.head.address,
+                    json!({"assigned_by": name}),
+                    when,
+                )?;
             }
             _ => {}
         }

@@ -136,6 +136,38 @@ pub struct Config {
     /// Routing rules: the first that matches gives a new case's department.
     #[serde(default)]
     pub routing: Vec<RoutingConfig>,
+    #[serde(default)]
+    pub log: Log,
+}
+
+/// Logging: `RUST_LOG`, when set, wins over `level`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Log {
+    /// A level (`info`, `debug` ...) or a filter (`redress=debug,info`).
+    #[serde(default = "default_log_level")]
+    pub level: String,
+    /// "auto" (the journal's format under systemd, else human), "human",
+    /// "json" or "journal".
+    #[serde(default = "default_log_format")]
+    pub format: String,
+}
+
+fn default_log_level() -> String {
+    "info".into()
+}
+
+fn default_log_format() -> String {
+    "auto".into()
+}
+
+impl Default for Log {
+    fn default() -> Self {
+        Log {
+            level: default_log_level(),
+            format: default_log_format(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -205,7 +237,7 @@ impl FromStr for TlsMode {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Imap {
     pub host: String,
@@ -229,7 +261,7 @@ pub struct Imap {
     pub ca_file: Option<PathBuf>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Smtp {
     pub host: String,
@@ -789,6 +821,12 @@ impl Config {
         if self.organisation.name.trim().is_empty() {
             p.push("key `organisation.name`: must not be empty".into());
         }
+        if let Err(e) = crate::logging::check_level(&self.log.level) {
+            p.push(format!("key `log.level`: {e}"));
+        }
+        if let Err(e) = self.log.format.parse::<crate::logging::Format>() {
+            p.push(format!("key `log.format`: {e}"));
+        }
         let prefix = &self.organisation.reference_prefix;
         if prefix.is_empty()
             || prefix.len() > 16
@@ -1229,6 +1267,22 @@ mod tests {
             p[0].contains("imap.prot") && p[0].contains("unknown field"),
             "{p:?}"
         );
+    }
+
+    #[test]
+    fn log_settings_are_checked() {
+        let c = parse_str(EXAMPLE, "t", &[]).expect("example");
+        assert_eq!(
+            (c.log.level.as_str(), c.log.format.as_str()),
+            ("info", "auto")
+        );
+        let text = format!("{EXAMPLE}\n[log]\nlevel = \"redress=debug,info\"\nformat = \"json\"\n");
+        let c = parse_str(&text, "t", &[]).expect("log section");
+        assert_eq!(c.log.format, "json");
+        let text = format!("{EXAMPLE}\n[log]\nlevel = \"redress=loud\"\nformat = \"xml\"\n");
+        let p = problems(&text, &[]);
+        assert!(p.iter().any(|p| p.contains("key `log.level`")), "{p:?}");
+        assert!(p.iter().any(|p| p.contains("key `log.format`")), "{p:?}");
     }
 
     #[test]

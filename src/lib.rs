@@ -10,5 +10,6 @@ pub mod adapters;
 pub mod clock;
 pub mod config;
 pub mod core;
+pub mod logging;
 pub mod runtime;
 pub mod service;

@@ -15,7 +15,6 @@ use redress::config::{self, Config};
 use redress::core::calendar::{add_months, WorkingCalendar};
 use redress::core::case::Status;
 use redress::core::holidays::{bank_holidays, Nation};
-use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -24,7 +23,8 @@ const DEFAULT_CONFIG: &str = "/etc/redress/config.toml";
 #[derive(Parser)]
 #[command(name = "redress", version, about = "A complaints desk run by email")]
 struct Cli {
-    /// Log format on stderr: human (default on a terminal) or json.
+    /// Log format on stderr: auto (journal under systemd, else human),
+    /// human, json or journal; default: the config's `log.format`.
     #[arg(long, global = true, value_enum, env = "REDRESS_LOG_FORMAT")]
     log_format: Option<LogFormat>,
     #[command(subcommand)]
@@ -33,8 +33,22 @@ struct Cli {
 
 #[derive(Clone, Copy, ValueEnum)]
 enum LogFormat {
+    Auto,
     Human,
     Json,
+    Journal,
+}
+
+impl LogFormat {
+    fn get(self) -> redress::logging::Format {
+        use redress::logging::Format;
+        match self {
+            LogFormat::Auto => Format::Auto,
+            LogFormat::Human => Format::Human,
+            LogFormat::Json => Format::Json,
+            LogFormat::Journal => Format::Journal,
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -176,8 +190,17 @@ enum CasesCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing(cli.log_format);
-    match dispatch(cli.command) {
+    let result = match cli.command {
+        Command::Run(c) => run(&c.config, cli.log_format),
+        command => {
+            let format = cli
+                .log_format
+                .map_or(redress::logging::Format::Auto, LogFormat::get);
+            redress::logging::init(format, "info");
+            dispatch(command)
+        }
+    };
+    match result {
         Ok(code) => code,
         Err(e) => {
             eprintln!("redress: {e:#}");
@@ -186,35 +209,35 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_tracing(format: Option<LogFormat>) {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let json = matches!(format, Some(LogFormat::Json));
-    if json {
-        builder.json().init();
-    } else if std::env::var_os("JOURNAL_STREAM").is_some() {
-        // journald stamps each line itself.
-        builder.without_time().with_ansi(false).init();
-    } else {
-        builder.with_ansi(std::io::stderr().is_terminal()).init();
-    }
+/// `redress run`: the config is read first, so its `[log]` section shapes
+/// the log (a config that cannot be read is reported on stderr).
+fn run(path: &Path, format: Option<LogFormat>) -> anyhow::Result<ExitCode> {
+    let config = config::load(path)?;
+    let format = match format {
+        Some(f) => f.get(),
+        None => config
+            .log
+            .format
+            .parse()
+            .unwrap_or(redress::logging::Format::Auto),
+    };
+    let log = redress::logging::init(format, &config.log.level);
+    let rt = tokio::runtime::Runtime::new().context("Starting the async runtime")?;
+    rt.block_on(async {
+        let token = tokio_util::sync::CancellationToken::new();
+        redress::runtime::cancel_on_signals(token.clone())?;
+        let options = redress::runtime::Options {
+            config_path: path.to_path_buf(),
+            log,
+        };
+        redress::runtime::run(config, options, token).await
+    })?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
     match command {
-        Command::Run(c) => {
-            let config = config::load(&c.config)?;
-            let rt = tokio::runtime::Runtime::new().context("Starting the async runtime")?;
-            rt.block_on(async {
-                let token = tokio_util::sync::CancellationToken::new();
-                redress::runtime::cancel_on_signals(token.clone())?;
-                redress::runtime::run(config, token).await
-            })?;
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Run(_) => unreachable!("`redress run` is dispatched in main"),
         Command::Check { config, connect } => check(&config.config, connect),
         Command::Calendar(c) => calendar(c),
         Command::Cases(c) => cases(c),

@@ -32,6 +32,15 @@ pub struct Store {
     conn: Connection,
 }
 
+/// See [`Store::summary`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Summary {
+    pub open_cases: u64,
+    pub outbox_pending: u64,
+    /// When the newest mail in was stored.
+    pub last_mail_at: Option<DateTime<Utc>>,
+}
+
 impl Store {
     /// Opens (creating if needed) and migrates the store at `path`.
     pub fn open(path: &Path) -> anyhow::Result<Store> {
@@ -125,6 +134,23 @@ impl Store {
         Ok(self
             .conn
             .pragma_query_value(None, "data_version", |r| r.get(0))?)
+    }
+
+    /// A few numbers for the daemon's one-line status.
+    pub fn summary(&self) -> anyhow::Result<Summary> {
+        let (open_cases, outbox_pending, last): (u64, u64, Option<String>) = self.conn.query_row(
+            "SELECT (SELECT count(*) FROM cases WHERE status = 'open'),
+                        (SELECT count(*) FROM outbox WHERE sent_at IS NULL AND failed_at IS NULL),
+                        (SELECT received_at FROM messages WHERE direction = 'in'
+                          ORDER BY id DESC LIMIT 1)",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )?;
+        Ok(Summary {
+            open_cases,
+            outbox_pending,
+            last_mail_at: last.and_then(|t| t.parse().ok()),
+        })
     }
 
     pub fn transaction(&mut self) -> anyhow::Result<Transaction<'_>> {

@@ -14,7 +14,7 @@ use tokio_rustls::rustls::pki_types::ServerName;
 use tokio_rustls::TlsConnector;
 
 /// How long one connection step (TCP, TLS, greeting, login) may take.
-const STEP_TIMEOUT: Duration = Duration::from_secs(30);
+pub const STEP_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Any stream IMAP can run over.
 pub trait ImapStream: AsyncRead + AsyncWrite + Unpin + Send + Debug {}

@@ -70,32 +70,34 @@ impl StateLog {
 
 /// Runs until `token` is cancelled.
 pub async fn run(
-    desk: Arc<Desk>,
+    mut desks: super::Desks,
     store: Store,
     shared: Arc<IntakeShared>,
     token: CancellationToken,
 ) {
-    let checkpointer = Checkpointer::new(&desk, &store);
+    let checkpointer = Checkpointer::new(&desks.borrow(), &store);
     let store = Arc::new(Mutex::new(store));
     let mut state = StateLog(None);
     let mut failures = 0u32;
     while !token.is_cancelled() {
-        match session(
-            &desk,
-            &store,
-            &checkpointer,
-            &shared,
-            &token,
-            &mut state,
-            &mut failures,
-        )
-        .await
-        {
-            Ok(()) => break,
+        super::watchdog::stall_hook(&token).await;
+        let mut ctx = Ctx {
+            desks: &mut desks,
+            store: &store,
+            checkpointer: &checkpointer,
+            shared: &shared,
+            token: &token,
+            state: &mut state,
+            failures: &mut failures,
+        };
+        match session(&mut ctx).await {
+            Ok(End::Cancelled) => break,
+            Ok(End::Reconnect) => continue,
             Err(e) => {
                 state.set(format!("IMAP: {e:#}; retrying"), true);
                 let wait = backoff(failures);
                 failures = failures.saturating_add(1);
+                super::watchdog::expect(wait);
                 tokio::select! {
                     _ = tokio::time::sleep(wait) => {}
                     _ = token.cancelled() => break,
@@ -118,6 +120,7 @@ async fn timed<T, E>(
 where
     E: Into<anyhow::Error>,
 {
+    super::watchdog::expect(COMMAND_TIMEOUT);
     match tokio::time::timeout(COMMAND_TIMEOUT, fut).await {
         Ok(r) => r.map_err(Into::into).with_context(|| what.to_string()),
         Err(_) => anyhow::bail!("{what}: no answer within {} s", COMMAND_TIMEOUT.as_secs()),
@@ -138,22 +141,44 @@ fn drain_unsolicited(session: &mut Session) -> bool {
     new_mail
 }
 
-/// One connection's life: returns Ok when cancelled, Err when the
-/// connection failed.
-async fn session(
-    desk: &Arc<Desk>,
-    store: &Arc<Mutex<Store>>,
-    checkpointer: &Checkpointer,
-    shared: &IntakeShared,
-    token: &CancellationToken,
-    state: &mut StateLog,
-    failures: &mut u32,
-) -> anyhow::Result<()> {
-    let cfg = &desk.config;
+/// How a session ended without an error.
+enum End {
+    Cancelled,
+    /// The IMAP settings changed on reload.
+    Reconnect,
+}
+
+/// What a session works with.
+struct Ctx<'a> {
+    desks: &'a mut super::Desks,
+    store: &'a Arc<Mutex<Store>>,
+    checkpointer: &'a Checkpointer,
+    shared: &'a IntakeShared,
+    token: &'a CancellationToken,
+    state: &'a mut StateLog,
+    failures: &'a mut u32,
+}
+
+/// Why a wait ended.
+enum Woken {
+    Mail,
+    Cancelled,
+    Reloaded,
+}
+
+/// One connection's life: returns Ok when cancelled or when the IMAP
+/// settings changed, Err when the connection failed.
+async fn session(ctx: &mut Ctx<'_>) -> anyhow::Result<End> {
+    let (store, token) = (ctx.store, ctx.token);
+    let mut desk: Arc<Desk> = ctx.desks.borrow_and_update().clone();
+    let mut reloadable = true;
+    let cfg = desk.config.clone();
     let folder = cfg.imap.folder.as_str();
+    // Connect, TLS, greeting and login are each bounded.
+    super::watchdog::expect(imap::STEP_TIMEOUT * 4);
     let mut session = tokio::select! {
         s = imap::connect(&cfg.imap, cfg.imap_port()) => s?,
-        _ = token.cancelled() => return Ok(()),
+        _ = token.cancelled() => return Ok(End::Cancelled),
     };
     let caps = timed("CAPABILITY", session.capabilities()).await?;
     let idle = cfg.imap.idle && caps.has_str("IDLE");
@@ -163,13 +188,13 @@ async fn session(
         .permanent_flags
         .iter()
         .any(|f| matches!(f, async_imap::types::Flag::MayCreate));
-    let mark = Mark::choose(desk, keywords);
+    let mark = Mark::choose(&desk, keywords);
     if let Mark::Move(target) = &mark {
         // Creating an existing folder fails harmlessly.
-        let _ = session.create(target).await;
+        let _ = timed("CREATE", session.create(target)).await;
     }
     drain_unsolicited(&mut session);
-    state.set(
+    ctx.state.set(
         format!(
             "IMAP: watching {folder} of {} on {}:{} ({}; {})",
             cfg.imap.username,
@@ -180,7 +205,7 @@ async fn session(
         ),
         false,
     );
-    *failures = 0;
+    *ctx.failures = 0;
 
     let checkpoint = lock(store).checkpoint(folder)?;
     let mut last = match checkpoint {
@@ -209,19 +234,20 @@ async fn session(
             .into_iter()
             .collect();
         if !stale.is_empty() {
-            mark.apply(&mut session, &stale).await?;
+            timed("marking processed mail", mark.apply(&mut session, &stale)).await?;
         }
     }
-    let watch = Watch {
-        desk,
-        checkpointer,
-        shared,
-        folder,
-        uidvalidity,
-        mark: &mark,
-        token,
-    };
     loop {
+        super::watchdog::stall_hook(token).await;
+        let watch = Watch {
+            desk: &desk,
+            checkpointer: ctx.checkpointer,
+            shared: ctx.shared,
+            folder,
+            uidvalidity,
+            mark: &mark,
+            token,
+        };
         // Drain until a round finds nothing and no new mail was announced
         // meanwhile: an EXISTS seen while fetching must not wait for IDLE.
         loop {
@@ -234,32 +260,57 @@ async fn session(
         }
         if token.is_cancelled() {
             session.logout().await.ok();
-            return Ok(());
+            return Ok(End::Cancelled);
         }
-        if idle {
+        let woken = if idle {
             let mut handle = session.idle();
             timed("IDLE", handle.init()).await?;
-            let cancelled = {
+            super::watchdog::expect(IDLE_TIMEOUT);
+            let woken = {
                 let (wait, _stop) = handle.wait_with_timeout(IDLE_TIMEOUT);
                 tokio::select! {
-                    r = wait => { r.context("IDLE")?; false }
-                    _ = token.cancelled() => true,
+                    r = wait => { r.context("IDLE")?; Woken::Mail }
+                    r = ctx.desks.changed(), if reloadable => {
+                        reloadable = r.is_ok();
+                        Woken::Reloaded
+                    }
+                    _ = token.cancelled() => Woken::Cancelled,
                 }
             };
             session = timed("IDLE DONE", handle.done()).await?;
-            if cancelled {
-                session.logout().await.ok();
-                return Ok(());
-            }
+            woken
         } else {
-            tokio::select! {
-                _ = tokio::time::sleep(Duration::from_secs(cfg.imap.poll_interval)) => {}
-                _ = token.cancelled() => {
-                    session.logout().await.ok();
-                    return Ok(());
+            let wait = Duration::from_secs(cfg.imap.poll_interval);
+            super::watchdog::expect(wait);
+            let woken = tokio::select! {
+                _ = tokio::time::sleep(wait) => Woken::Mail,
+                r = ctx.desks.changed(), if reloadable => {
+                    reloadable = r.is_ok();
+                    Woken::Reloaded
                 }
+                _ = token.cancelled() => Woken::Cancelled,
+            };
+            if matches!(woken, Woken::Mail) {
+                timed("NOOP", session.noop()).await?;
             }
-            timed("NOOP", session.noop()).await?;
+            woken
+        };
+        match woken {
+            Woken::Mail => {}
+            Woken::Cancelled => {
+                session.logout().await.ok();
+                return Ok(End::Cancelled);
+            }
+            Woken::Reloaded => {
+                let newest = ctx.desks.borrow_and_update().clone();
+                if !super::same_imap(&desk.config, &newest.config) {
+                    session.logout().await.ok();
+                    return Ok(End::Reconnect);
+                }
+                // Same mailbox: the connection stays; mail is handled with
+                // the new config and templates from now on.
+                desk = newest;
+            }
         }
     }
 }

@@ -3,17 +3,25 @@
 //! One way to stop: SIGTERM and SIGINT cancel one `CancellationToken`; every
 //! loop stops at a safe point (a mail is either committed or left for the
 //! next start); the daemon waits for them with a bound, then aborts.
+//!
+//! Under systemd (see `dist/redress.service`): `READY=1` once the store and
+//! config are good, `STATUS=` every few seconds, `WATCHDOG=1` only while
+//! every loop keeps its promises ([`watchdog`]), `STOPPING=1` on a stop,
+//! and SIGHUP reloads the config and templates.
 
 pub mod intake;
 pub mod outbox;
 pub mod scheduler;
+pub mod watchdog;
 
 use crate::adapters::db::Store;
 use crate::config::Config;
 use crate::service::Desk;
 use anyhow::Context as _;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 /// How long the loops get to reach a safe point after a stop signal.
@@ -49,8 +57,29 @@ pub fn cancel_on_signals(token: CancellationToken) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// What `run` needs besides the config.
+pub struct Options {
+    /// Read again on SIGHUP.
+    pub config_path: PathBuf,
+    /// Takes a reloaded `log.level`.
+    pub log: crate::logging::Handle,
+}
+
+/// The current desk: replaced on reload; loops take the newest at each safe
+/// point.
+pub type Desks = watch::Receiver<Arc<Desk>>;
+
+/// Loops get this long to reach their first safe point.
+const START_GRACE: Duration = Duration::from_secs(120);
+/// How often `STATUS=` is refreshed.
+const STATUS_EVERY: Duration = Duration::from_secs(10);
+
 /// Runs the daemon until `token` is cancelled.
-pub async fn run(config: Config, token: CancellationToken) -> anyhow::Result<()> {
+///
+/// systemd hears `READY=1` only once the store is open and migrated and the
+/// config and every template have been checked (`Desk::new` renders each
+/// template with sample data); `STOPPING=1` as soon as a stop is asked.
+pub async fn run(config: Config, options: Options, token: CancellationToken) -> anyhow::Result<()> {
     let path = config.store.path.clone();
     let mut store = Store::open(&path)?;
     let desk = Arc::new(Desk::new(config, &mut store)?);
@@ -74,26 +103,56 @@ pub async fn run(config: Config, token: CancellationToken) -> anyhow::Result<()>
     // start-up error, not letters queued for ever.
     let transport = crate::adapters::smtp::transport(&desk.config.smtp, desk.config.smtp_port())?;
     let shared = Arc::new(intake::IntakeShared::default());
-    let intake_task = tokio::spawn(intake::run(
-        desk.clone(),
-        store,
-        shared.clone(),
-        token.clone(),
+    let progress = Arc::new(watchdog::Progress::new(START_GRACE));
+    let (desk_tx, desks) = watch::channel(desk);
+    let intake_task = tokio::spawn(watchdog::as_loop(
+        progress.clone(),
+        watchdog::Loop::Intake,
+        intake::run(desks.clone(), store, shared.clone(), token.clone()),
     ));
-    let outbox_task = tokio::spawn(outbox::run(
-        desk.clone(),
-        transport,
-        Store::open(&path)?,
-        shared.clone(),
-        token.clone(),
+    let outbox_task = tokio::spawn(watchdog::as_loop(
+        progress.clone(),
+        watchdog::Loop::Outbox,
+        outbox::run(
+            desks.clone(),
+            transport,
+            Store::open(&path)?,
+            shared.clone(),
+            token.clone(),
+        ),
     ));
-    let timer_task = tokio::spawn(scheduler::run(
-        desk.clone(),
-        Store::open(&path)?,
-        shared.clone(),
-        token.clone(),
+    let timer_task = tokio::spawn(watchdog::as_loop(
+        progress.clone(),
+        watchdog::Loop::Timers,
+        scheduler::run(
+            desks.clone(),
+            Store::open(&path)?,
+            shared.clone(),
+            token.clone(),
+        ),
     ));
-    token.cancelled().await;
+    let mut status_store = Store::open(&path)?;
+    watchdog::notify(&[sd_notify::NotifyState::Ready]);
+    watchdog::status(&status_line(&mut status_store, &desks.borrow()));
+    tokio::spawn(watchdog::run(progress, token.clone()));
+    let reloads = reload_on_sighup(options, desk_tx, Store::open(&path)?)?;
+    let mut refresh = tokio::time::interval(STATUS_EVERY);
+    let mut watching = desks.clone();
+    let mut reloadable = true;
+    loop {
+        tokio::select! {
+            _ = refresh.tick() => {}
+            r = watching.changed(), if reloadable => reloadable = r.is_ok(),
+            _ = token.cancelled() => break,
+        }
+        let desk = watching.borrow_and_update().clone();
+        watchdog::status(&status_line(&mut status_store, &desk));
+    }
+    watchdog::notify(&[
+        sd_notify::NotifyState::Stopping,
+        sd_notify::NotifyState::Status("stopping: finishing the mail in hand"),
+    ]);
+    reloads.abort();
     for (name, task) in [
         ("intake", intake_task),
         ("outbox", outbox_task),
@@ -107,4 +166,104 @@ pub async fn run(config: Config, token: CancellationToken) -> anyhow::Result<()>
     }
     tracing::info!("redress stopped");
     Ok(())
+}
+
+/// `STATUS=`: what the daemon watches and how the work stands, in words.
+fn status_line(store: &mut Store, desk: &Desk) -> String {
+    let mailbox = &desk.config.mailbox.address;
+    match store.summary() {
+        Ok(s) => {
+            let mut line = format!(
+                "watching {mailbox}; {} open case{}; {}",
+                s.open_cases,
+                if s.open_cases == 1 { "" } else { "s" },
+                match s.outbox_pending {
+                    0 => "outbox empty".to_string(),
+                    n => format!("{n} letter{} waiting to go", if n == 1 { "" } else { "s" }),
+                }
+            );
+            if let Some(at) = s.last_mail_at {
+                let local = at.with_timezone(&desk.calendar.spec().time_zone);
+                line.push_str(&format!("; last mail {}", local.format("%d %b %H:%M")));
+            }
+            line
+        }
+        Err(e) => format!("watching {mailbox}; store unreadable: {e:#}"),
+    }
+}
+
+/// Reloads the config and templates on each SIGHUP. A config or template
+/// that fails is refused with one log line and the running one stays.
+fn reload_on_sighup(
+    options: Options,
+    desks: watch::Sender<Arc<Desk>>,
+    mut store: Store,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hup = signal(SignalKind::hangup()).context("Installing the SIGHUP handler")?;
+    Ok(tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            watchdog::notify(&[sd_notify::NotifyState::Reloading]);
+            let current = desks.borrow().clone();
+            match reload(&options.config_path, &current, &mut store) {
+                Ok(desk) => {
+                    options.log.set_level(&desk.config.log.level);
+                    if desk.config.log.format != current.config.log.format {
+                        tracing::warn!("log.format changes at the next start");
+                    }
+                    let imap = if same_imap(&current.config, &desk.config) {
+                        "IMAP unchanged, connection kept"
+                    } else {
+                        "IMAP settings changed, reconnecting"
+                    };
+                    let smtp = if same_smtp(&current.config, &desk.config) {
+                        "SMTP unchanged"
+                    } else {
+                        "SMTP settings changed"
+                    };
+                    tracing::info!(
+                        config = %options.config_path.display(),
+                        "SIGHUP: reloaded the config and templates ({imap}; {smtp})"
+                    );
+                    desks.send_replace(Arc::new(desk));
+                }
+                Err(e) => {
+                    let why = format!("{e:#}").replace('\n', "; ");
+                    tracing::error!(
+                        config = %options.config_path.display(),
+                        "SIGHUP: reload refused, still running on the previous config: {why}"
+                    );
+                }
+            }
+            watchdog::notify(&[sd_notify::NotifyState::Ready]);
+        }
+    }))
+}
+
+/// Reads and checks the config and templates again.
+fn reload(path: &Path, current: &Desk, store: &mut Store) -> anyhow::Result<Desk> {
+    let config = crate::config::load(path)?;
+    if config.store.path != current.config.store.path {
+        anyhow::bail!(
+            "key `store.path` changed ({} -> {}): moving the store needs a restart",
+            current.config.store.path.display(),
+            config.store.path.display()
+        );
+    }
+    // New SMTP settings that cannot make a transport (a bad CA file) are
+    // refused here, not found out by the outbox.
+    crate::adapters::smtp::transport(&config.smtp, config.smtp_port())?;
+    Desk::new(config, store)
+}
+
+/// Whether the intake connection can stay as it is.
+pub fn same_imap(a: &Config, b: &Config) -> bool {
+    a.imap == b.imap
+        && a.intake.mark == b.intake.mark
+        && a.intake.done_folder == b.intake.done_folder
+}
+
+/// Whether the SMTP transport can stay as it is.
+pub fn same_smtp(a: &Config, b: &Config) -> bool {
+    a.smtp == b.smtp
 }

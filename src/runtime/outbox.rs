@@ -23,6 +23,9 @@ use tokio_util::sync::CancellationToken;
 
 /// The longest the loop sleeps without looking at the store.
 const WAKE_CAP: Duration = Duration::from_secs(60);
+/// The longest one letter's send may take (connect, TLS, login and a few
+/// commands, each bounded by lettre's timeout).
+const SEND_BOUND: Duration = Duration::from_secs(180);
 /// Rows handled per tick.
 const BATCH: u32 = 100;
 /// A row that has not gone after this long is given up.
@@ -54,6 +57,8 @@ pub async fn tick(
     let mut report = TickReport::default();
     for row in store.due_outbox(now, BATCH)? {
         store.outbox_attempt(row.id)?;
+        // lettre's own timeout bounds each SMTP command.
+        super::watchdog::expect(SEND_BOUND);
         let outcome = smtp::send_raw(
             transport,
             desk.config.from_address(),
@@ -65,7 +70,8 @@ pub async fn tick(
             SendOutcome::Sent => {
                 letters::mark_sent(store, desk, &row, now)?;
                 report.sent += 1;
-                tracing::info!(kind = %row.kind, to = %row.recipient, message_id = %row.message_id, "sent");
+                // Not the Message-ID: it carries the recipient's token.
+                tracing::info!(kind = %row.kind, to = %row.recipient, outbox = row.id, "sent");
             }
             SendOutcome::Retry(error) | SendOutcome::Unreachable(error) => {
                 let created: DateTime<Utc> = row.created_at.parse().unwrap_or(now);
@@ -140,16 +146,37 @@ fn fail(
 
 /// Runs until `token` is cancelled.
 pub async fn run(
-    desk: Arc<Desk>,
-    transport: Transport,
+    mut desks: super::Desks,
+    mut transport: Transport,
     mut store: Store,
     wake: Arc<super::intake::IntakeShared>,
     token: CancellationToken,
 ) {
     let mut pauses = 0u32;
     let mut reachable: Option<bool> = None;
+    let mut desk: Arc<Desk> = desks.borrow_and_update().clone();
+    let mut reloadable = true;
     loop {
+        super::watchdog::stall_hook(&token).await;
+        if token.is_cancelled() {
+            break;
+        }
+        let newest = desks.borrow_and_update().clone();
+        if !super::same_smtp(&desk.config, &newest.config) {
+            match smtp::transport(&newest.config.smtp, newest.config.smtp_port()) {
+                Ok(t) => {
+                    transport = t;
+                    reachable = None;
+                    pauses = 0;
+                }
+                Err(e) => tracing::error!(
+                    "SMTP settings not applied, still sending with the previous ones: {e:#}"
+                ),
+            }
+        }
+        desk = newest;
         if wake.backlog.load(std::sync::atomic::Ordering::SeqCst) {
+            super::watchdog::expect(Duration::from_millis(200));
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_millis(200)) => {}
                 _ = wake.outbox.notified() => {}
@@ -199,15 +226,19 @@ pub async fn run(
                 _ => WAKE_CAP,
             },
         };
+        super::watchdog::expect(wait);
         if pause.is_some() {
-            // While the server is unreachable, new rows wait for the pause.
+            // While the server is unreachable, new rows wait for the pause
+            // (or new SMTP settings).
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
+                r = desks.changed(), if reloadable => reloadable = r.is_ok(),
                 _ = token.cancelled() => break,
             }
         } else {
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
+                r = desks.changed(), if reloadable => reloadable = r.is_ok(),
                 _ = wake.outbox.notified() => {}
                 // Letters queued by another process (`redress tick`).
                 _ = super::store_changed(&mut store) => {}

@@ -14,13 +14,21 @@ use tokio_util::sync::CancellationToken;
 const WAKE_CAP: Duration = Duration::from_secs(60);
 
 pub async fn run(
-    desk: Arc<Desk>,
+    mut desks: super::Desks,
     mut store: Store,
     shared: Arc<IntakeShared>,
     token: CancellationToken,
 ) {
     let mut failures = 0u32;
+    let mut reloadable = true;
     loop {
+        super::watchdog::stall_hook(&token).await;
+        if token.is_cancelled() {
+            break;
+        }
+        let desk: Arc<Desk> = desks.borrow_and_update().clone();
+        // A tick is a few queries and one transaction.
+        super::watchdog::expect(Duration::from_secs(60));
         let now = crate::clock::now();
         // Most wake-ups (each committed intake chunk) find nothing due and
         // take no write transaction.
@@ -53,8 +61,10 @@ pub async fn run(
                 _ => WAKE_CAP,
             }
         };
+        super::watchdog::expect(wait);
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
+            r = desks.changed(), if reloadable => reloadable = r.is_ok(),
             _ = shared.timers.notified() => {}
             _ = super::store_changed(&mut store) => {}
             _ = token.cancelled() => break,

@@ -10,5 +10,6 @@ mod intake;
 mod ladder;
 mod mail;
 mod purity;
+mod service;
 mod support;
 mod text;

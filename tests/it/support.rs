@@ -284,12 +284,21 @@ pub struct Daemon {
 impl Daemon {
     /// Starts the daemon with the example config pointed at `stack`.
     pub fn start(stack: &MailStack, store: &Path, extra: &[(&str, &str)]) -> Daemon {
+        Daemon::start_with(stack, &repo().join("config.example.toml"), store, extra)
+    }
+
+    /// Starts the daemon with the config file `config` pointed at `stack`.
+    pub fn start_with(
+        stack: &MailStack,
+        config: &Path,
+        store: &Path,
+        extra: &[(&str, &str)],
+    ) -> Daemon {
         static STARTS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let n = STARTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let log = stack.path().join(format!("daemon-{n}.log"));
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_redress"));
-        cmd.args(["run", "--config"])
-            .arg(repo().join("config.example.toml"));
+        cmd.args(["run", "--config"]).arg(config);
         for (k, _) in std::env::vars() {
             if k.starts_with("REDRESS_") {
                 cmd.env_remove(k);
@@ -298,15 +307,46 @@ impl Daemon {
         let mut env = stack.env("complaints@opp.example", store);
         env.retain(|(k, _)| !extra.iter().any(|(e, _)| e == k));
         cmd.envs(env);
-        cmd.envs(extra.iter().copied());
         cmd.env("RUST_LOG", "info");
-        cmd.stderr(std::fs::File::create(&log).expect("log file"));
+        cmd.envs(extra.iter().copied());
+        let file = std::fs::File::create(&log).expect("log file");
+        // JOURNAL_STREAM=stderr: as systemd sets it, the log file's device
+        // and inode.
+        if extra.contains(&("JOURNAL_STREAM", "stderr")) {
+            use std::os::unix::fs::MetadataExt as _;
+            let meta = file.metadata().expect("log file metadata");
+            cmd.env("JOURNAL_STREAM", format!("{}:{}", meta.dev(), meta.ino()));
+        }
+        cmd.stderr(file);
         let child = cmd.spawn().expect("spawning redress run");
         Daemon { child, log }
     }
 
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits until the log has a line containing `text`.
+    pub fn wait_log(&self, text: &str, secs: u64) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+        while !self.log().contains(text) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no {text:?} in the daemon's log within {secs} s:\n{}",
+                self.log()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+
+    /// Sends a signal (by name: HUP, TERM ...) through the shell's `kill`.
+    pub fn signal(&self, name: &str) {
+        let ok = Command::new("sh")
+            .args(["-c", &format!("kill -{name} {}", self.child.id())])
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        assert!(ok, "kill -{name} failed");
     }
 
     /// SIGKILL, no goodbye.

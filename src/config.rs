@@ -1276,10 +1276,14 @@ mod tests {
             (c.log.level.as_str(), c.log.format.as_str()),
             ("info", "auto")
         );
-        let text = format!("{EXAMPLE}\n[log]\nlevel = \"redress=debug,info\"\nformat = \"json\"\n");
+        let text = EXAMPLE
+            .replace("level = \"info\"", "level = \"redress=debug,info\"")
+            .replace("format = \"auto\"", "format = \"json\"");
         let c = parse_str(&text, "t", &[]).expect("log section");
         assert_eq!(c.log.format, "json");
-        let text = format!("{EXAMPLE}\n[log]\nlevel = \"redress=loud\"\nformat = \"xml\"\n");
+        let text = EXAMPLE
+            .replace("level = \"info\"", "level = \"redress=loud\"")
+            .replace("format = \"auto\"", "format = \"xml\"");
         let p = problems(&text, &[]);
         assert!(p.iter().any(|p| p.contains("key `log.level`")), "{p:?}");
         assert!(p.iter().any(|p| p.contains("key `log.format`")), "{p:?}");

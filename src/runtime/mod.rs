@@ -153,13 +153,15 @@ pub async fn run(config: Config, options: Options, token: CancellationToken) -> 
         sd_notify::NotifyState::Status("stopping: finishing the mail in hand"),
     ]);
     reloads.abort();
+    // One bound for the whole stop, not one per loop.
+    let deadline = tokio::time::Instant::now() + STOP_GRACE;
     for (name, task) in [
         ("intake", intake_task),
         ("outbox", outbox_task),
         ("timers", timer_task),
     ] {
         let abort = task.abort_handle();
-        if tokio::time::timeout(STOP_GRACE, task).await.is_err() {
+        if tokio::time::timeout_at(deadline, task).await.is_err() {
             tracing::warn!(task = name, "did not stop in time; aborted");
             abort.abort();
         }

@@ -15,6 +15,7 @@
 
 use crate::adapters::db::{Source, Store};
 use crate::adapters::imap::{self, Session};
+use crate::adapters::oauth2::TokenSource;
 use crate::service::intake::{self, Arrival, Incoming, Processed};
 use crate::service::Desk;
 use anyhow::Context as _;
@@ -73,6 +74,7 @@ pub async fn run(
     desk: Arc<Desk>,
     store: Store,
     shared: Arc<IntakeShared>,
+    tokens: Option<Arc<TokenSource>>,
     token: CancellationToken,
 ) {
     let checkpointer = Checkpointer::new(&desk, &store);
@@ -85,6 +87,7 @@ pub async fn run(
             &store,
             &checkpointer,
             &shared,
+            tokens.as_deref(),
             &token,
             &mut state,
             &mut failures,
@@ -145,6 +148,7 @@ async fn session(
     store: &Arc<Mutex<Store>>,
     checkpointer: &Checkpointer,
     shared: &IntakeShared,
+    tokens: Option<&TokenSource>,
     token: &CancellationToken,
     state: &mut StateLog,
     failures: &mut u32,
@@ -152,7 +156,7 @@ async fn session(
     let cfg = &desk.config;
     let folder = cfg.imap.folder.as_str();
     let mut session = tokio::select! {
-        s = imap::connect(&cfg.imap, cfg.imap_port()) => s?,
+        s = imap::connect_with(&cfg.imap, cfg.imap_port(), tokens) => s?,
         _ = token.cancelled() => return Ok(()),
     };
     let caps = timed("CAPABILITY", session.capabilities()).await?;

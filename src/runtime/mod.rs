@@ -5,6 +5,7 @@
 //! next start); the daemon waits for them with a bound, then aborts.
 
 pub mod intake;
+pub mod oauth;
 pub mod outbox;
 pub mod scheduler;
 
@@ -72,21 +73,38 @@ pub async fn run(config: Config, token: CancellationToken) -> anyhow::Result<()>
     );
     // A transport that cannot be built (bad TLS settings, CA file) is a
     // start-up error, not letters queued for ever.
-    let transport = crate::adapters::smtp::transport(&desk.config.smtp, desk.config.smtp_port())?;
+    // With XOAUTH2, one token source serves IMAP and SMTP.
+    let tokens = crate::adapters::oauth2::for_config(&desk.config, Some(&path))?;
+    let sender = crate::adapters::smtp::Sender::new(
+        &desk.config.smtp,
+        desk.config.smtp_port(),
+        tokens.clone(),
+    )?;
     let shared = Arc::new(intake::IntakeShared::default());
     let intake_task = tokio::spawn(intake::run(
         desk.clone(),
         store,
         shared.clone(),
+        tokens.clone(),
         token.clone(),
     ));
     let outbox_task = tokio::spawn(outbox::run(
         desk.clone(),
-        transport,
+        sender,
         Store::open(&path)?,
         shared.clone(),
         token.clone(),
     ));
+    let oauth_task = match tokens {
+        Some(t) => Some(tokio::spawn(oauth::run(
+            desk.clone(),
+            Store::open(&path)?,
+            t,
+            shared.clone(),
+            token.clone(),
+        ))),
+        None => None,
+    };
     let timer_task = tokio::spawn(scheduler::run(
         desk.clone(),
         Store::open(&path)?,
@@ -98,7 +116,10 @@ pub async fn run(config: Config, token: CancellationToken) -> anyhow::Result<()>
         ("intake", intake_task),
         ("outbox", outbox_task),
         ("timers", timer_task),
-    ] {
+    ]
+    .into_iter()
+    .chain(oauth_task.map(|t| ("oauth2", t)))
+    {
         let abort = task.abort_handle();
         if tokio::time::timeout(STOP_GRACE, task).await.is_err() {
             tracing::warn!(task = name, "did not stop in time; aborted");

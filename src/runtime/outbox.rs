@@ -141,7 +141,7 @@ fn fail(
 /// Runs until `token` is cancelled.
 pub async fn run(
     desk: Arc<Desk>,
-    transport: Transport,
+    mut sender: smtp::Sender,
     mut store: Store,
     wake: Arc<super::intake::IntakeShared>,
     token: CancellationToken,
@@ -159,7 +159,22 @@ pub async fn run(
         }
         let now = crate::clock::now();
         let mut pause = None;
-        match tick(&mut store, &desk, &transport, now).await {
+        // With XOAUTH2 the transport follows the access token.
+        let ticked = match sender.transport().await {
+            Ok(transport) => tick(&mut store, &desk, transport, now).await,
+            Err(error) => Ok(TickReport {
+                unreachable: Some(error),
+                ..TickReport::default()
+            }),
+        };
+        if let Ok(TickReport {
+            unreachable: Some(error),
+            ..
+        }) = &ticked
+        {
+            sender.failed(error).await;
+        }
+        match ticked {
             Ok(report) => match report.unreachable {
                 Some(error) => {
                     if reachable != Some(false) {

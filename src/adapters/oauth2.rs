@@ -230,6 +230,15 @@ impl TokenSource {
         }
     }
 
+    /// While refreshing fails: how long until the back-off allows the next
+    /// try. None when the last refresh worked.
+    pub async fn retry_in(&self) -> Option<std::time::Duration> {
+        let state = self.state.lock().await;
+        state.last_error.as_ref()?;
+        let wait = state.not_before? - crate::clock::now();
+        Some(wait.to_std().unwrap_or(std::time::Duration::ZERO))
+    }
+
     /// How many refreshes were tried (for tests and `check`).
     pub async fn refreshes(&self) -> u64 {
         self.state.lock().await.refreshes

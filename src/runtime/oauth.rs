@@ -1,8 +1,9 @@
 //! The OAuth2 health watcher: follows the token source's health changes
 //! (never its retries) and has the desk record them: a refused refresh
 //! starts an episode and the Quality Coordinator's one notice, a working
-//! refresh ends it (see `service::oauth`). Runs only when IMAP or SMTP
-//! logs in with XOAUTH2.
+//! refresh ends it (see `service::oauth`). While refreshing fails it also
+//! retries it at the token source's back-off pace. Runs only when IMAP or
+//! SMTP logs in with XOAUTH2.
 
 use crate::adapters::db::Store;
 use crate::adapters::oauth2::TokenSource;
@@ -21,8 +22,20 @@ pub async fn run(
 ) {
     let mut health = tokens.subscribe();
     loop {
+        // While refreshing fails, keep trying at the source's back-off pace
+        // (whatever intake's own pace), so that the end of an outage is
+        // seen, logged and recorded promptly.
+        let retry = match tokens.retry_in().await {
+            Some(wait) => wait.max(std::time::Duration::from_millis(100)),
+            None => std::time::Duration::from_secs(86400),
+        };
         tokio::select! {
             changed = health.changed() => if changed.is_err() { break },
+            _ = tokio::time::sleep(retry) => {
+                // Its outcome shows as a change of health, if any.
+                let _ = tokens.access_token().await;
+                continue;
+            }
             _ = token.cancelled() => break,
         }
         let now = crate::clock::now();

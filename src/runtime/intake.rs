@@ -143,6 +143,7 @@ fn drain_unsolicited(session: &mut Session) -> bool {
 
 /// One connection's life: returns Ok when cancelled, Err when the
 /// connection failed.
+#[allow(clippy::too_many_arguments)] // the loop's state, passed down as it is
 async fn session(
     desk: &Arc<Desk>,
     store: &Arc<Mutex<Store>>,

@@ -38,6 +38,8 @@ const SECTIONS: &[&str] = &[
     "staff",
     "templates",
     "intake",
+    "oauth2",
+    "log",
 ];
 
 /// A password or other secret: printed as `<redacted>`.
@@ -136,6 +138,8 @@ pub struct Config {
     /// Routing rules: the first that matches gives a new case's department.
     #[serde(default)]
     pub routing: Vec<RoutingConfig>,
+    /// OAuth2 for `auth = "xoauth2"` (Microsoft 365, Google).
+    pub oauth2: Option<OAuth2>,
     #[serde(default)]
     pub log: Log,
 }
@@ -246,6 +250,10 @@ pub struct Imap {
     #[serde(deserialize_with = "de_parse")]
     pub tls: TlsMode,
     pub username: String,
+    /// "password" (LOGIN) or "xoauth2" (SASL XOAUTH2 with an access token
+    /// from `[oauth2]`; the password keys are then not used).
+    #[serde(default, deserialize_with = "de_parse")]
+    pub auth: AuthMethod,
     pub password: Option<Secret>,
     pub password_file: Option<PathBuf>,
     #[serde(default = "default_folder")]
@@ -271,11 +279,202 @@ pub struct Smtp {
     pub tls: TlsMode,
     /// Omit for a relay that takes mail from this host without logging in.
     pub username: Option<String>,
+    /// "password" (PLAIN/LOGIN) or "xoauth2" (needs `username` and `[oauth2]`).
+    #[serde(default, deserialize_with = "de_parse")]
+    pub auth: AuthMethod,
     pub password: Option<Secret>,
     pub password_file: Option<PathBuf>,
     /// The From address of every letter; defaults to the complaints address.
     pub from: Option<String>,
     pub ca_file: Option<PathBuf>,
+}
+
+/// How redress logs in to IMAP or SMTP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AuthMethod {
+    /// A username and password (IMAP LOGIN, SMTP AUTH PLAIN/LOGIN).
+    #[default]
+    Password,
+    /// SASL XOAUTH2 with an OAuth2 access token (Microsoft 365, Google).
+    Xoauth2,
+}
+
+impl FromStr for AuthMethod {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "password" => Ok(AuthMethod::Password),
+            "xoauth2" => Ok(AuthMethod::Xoauth2),
+            _ => Err("expected \"password\" or \"xoauth2\"".into()),
+        }
+    }
+}
+
+/// Who issues the OAuth2 tokens: a preset fills in the token URL and scope.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OAuth2Provider {
+    /// Microsoft identity platform (Microsoft 365 / Exchange Online).
+    Microsoft,
+    Google,
+    /// Any other: `token_url` and `scope` are required.
+    Custom,
+}
+
+impl FromStr for OAuth2Provider {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "microsoft" => Ok(OAuth2Provider::Microsoft),
+            "google" => Ok(OAuth2Provider::Google),
+            "custom" => Ok(OAuth2Provider::Custom),
+            _ => Err("expected \"microsoft\", \"google\" or \"custom\"".into()),
+        }
+    }
+}
+
+/// The scope asked for with Microsoft: IMAP and SMTP as the signed-in
+/// mailbox, and a refresh token (`offline_access`).
+pub const MICROSOFT_SCOPE: &str = "https://outlook.office.com/IMAP.AccessAsUser.All https://outlook.office.com/SMTP.Send offline_access";
+/// The scope asked for with Google: full mail access (the only scope that
+/// covers IMAP and SMTP).
+pub const GOOGLE_SCOPE: &str = "https://mail.google.com/";
+/// Google's token endpoint.
+pub const GOOGLE_TOKEN_URL: &str = "https://oauth2.googleapis.com/token";
+
+/// `[oauth2]`: where access tokens for `auth = "xoauth2"` come from. A
+/// refresh token (from a file or a systemd credential) is exchanged at the
+/// token endpoint for short-lived access tokens.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OAuth2 {
+    #[serde(deserialize_with = "de_parse")]
+    pub provider: OAuth2Provider,
+    /// Microsoft: the directory (tenant) id or domain, or "organizations".
+    pub tenant_id: Option<String>,
+    /// The token endpoint; required for "custom", overrides a preset's.
+    /// https only, except on loopback.
+    pub token_url: Option<String>,
+    pub client_id: String,
+    /// Optional for public clients (Microsoft); Google needs one.
+    pub client_secret: Option<Secret>,
+    pub client_secret_file: Option<PathBuf>,
+    pub refresh_token: Option<Secret>,
+    pub refresh_token_file: Option<PathBuf>,
+    /// Space-separated; defaults to the preset's.
+    pub scope: Option<String>,
+    /// The longest wait (seconds) between refresh attempts while the token
+    /// endpoint fails (back-off starts at 1 s and doubles). Default 300;
+    /// tests set a few seconds.
+    #[serde(default = "default_oauth2_retry_max", deserialize_with = "de_parse")]
+    pub retry_max: u64,
+}
+
+fn default_oauth2_retry_max() -> u64 {
+    300
+}
+
+impl OAuth2 {
+    /// The token endpoint: `token_url`, or the preset's.
+    pub fn token_url(&self) -> Option<String> {
+        if let Some(u) = &self.token_url {
+            return Some(u.clone());
+        }
+        match self.provider {
+            OAuth2Provider::Microsoft => self
+                .tenant_id
+                .as_ref()
+                .map(|t| format!("https://login.microsoftonline.com/{t}/oauth2/v2.0/token")),
+            OAuth2Provider::Google => Some(GOOGLE_TOKEN_URL.to_string()),
+            OAuth2Provider::Custom => None,
+        }
+    }
+
+    /// The scope asked for: `scope`, or the preset's ("" for custom).
+    pub fn scope(&self) -> &str {
+        match (&self.scope, self.provider) {
+            (Some(s), _) => s,
+            (None, OAuth2Provider::Microsoft) => MICROSOFT_SCOPE,
+            (None, OAuth2Provider::Google) => GOOGLE_SCOPE,
+            (None, OAuth2Provider::Custom) => "",
+        }
+    }
+
+    fn validate(&self, p: &mut Vec<String>) {
+        if self.client_id.trim().is_empty() {
+            p.push("key `oauth2.client_id`: must not be empty".into());
+        }
+        match (&self.tenant_id, self.provider) {
+            (None, OAuth2Provider::Microsoft) if self.token_url.is_none() => p.push(
+                "key `oauth2.tenant_id`: is missing (provider = \"microsoft\" needs the directory (tenant) id, e.g. \"contoso.onmicrosoft.com\" or a GUID)".into(),
+            ),
+            (Some(t), _)
+                if t.is_empty()
+                    || !t
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.') =>
+            {
+                p.push(format!(
+                    "key `oauth2.tenant_id`: {t:?} is not a tenant id (a GUID or a domain name)"
+                ))
+            }
+            _ => {}
+        }
+        if self.provider == OAuth2Provider::Custom && self.token_url.is_none() {
+            p.push("key `oauth2.token_url`: is missing (provider = \"custom\" needs the token endpoint)".into());
+        }
+        if let Some(url) = &self.token_url {
+            if let Err(e) = check_token_url(url) {
+                p.push(format!("key `oauth2.token_url`: {e}"));
+            }
+        }
+        if self.provider == OAuth2Provider::Custom
+            && self.scope.as_deref().is_none_or(|s| s.trim().is_empty())
+        {
+            p.push(
+                "key `oauth2.scope`: is missing (provider = \"custom\" has no default scope)"
+                    .into(),
+            );
+        }
+        if self.client_secret.is_some() && self.client_secret_file.is_some() {
+            p.push("key `oauth2.client_secret`: set either client_secret or client_secret_file, not both".into());
+        }
+        match (&self.refresh_token, &self.refresh_token_file) {
+            (Some(_), Some(_)) => p.push("key `oauth2.refresh_token`: set either refresh_token or refresh_token_file, not both".into()),
+            (None, None) => p.push("key `oauth2.refresh_token_file`: is missing (a file holding the refresh token, e.g. \"$CREDENTIALS_DIRECTORY/oauth2-refresh-token\")".into()),
+            _ => {}
+        }
+        if self.retry_max == 0 {
+            p.push("key `oauth2.retry_max`: must be at least 1 second".into());
+        }
+    }
+}
+
+/// A token endpoint must be https, or plain http to a loopback host (the
+/// refresh token and client secret travel in it).
+pub fn check_token_url(url: &str) -> Result<(), String> {
+    let (scheme, rest) = url
+        .split_once("://")
+        .ok_or_else(|| format!("{url:?} is not a URL (write https://...)"))?;
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let authority = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = if let Some(v6) = authority.strip_prefix('[') {
+        v6.split(']').next().unwrap_or_default()
+    } else {
+        authority.split(':').next().unwrap_or_default()
+    };
+    if host.is_empty() {
+        return Err(format!("{url:?} names no host"));
+    }
+    match scheme.to_ascii_lowercase().as_str() {
+        "https" => Ok(()),
+        "http" if is_loopback_host(host) => Ok(()),
+        "http" => Err(format!(
+            "{url:?}: plain http would send the refresh token in clear; only allowed to a loopback host, use https"
+        )),
+        other => Err(format!("{url:?}: scheme {other:?} is not http or https")),
+    }
 }
 
 fn default_folder() -> String {
@@ -655,6 +854,20 @@ pub fn load(path: &Path) -> anyhow::Result<Config> {
         config.smtp.password.take(),
         &config.smtp.password_file,
     )?;
+    if let Some(o) = config.oauth2.as_mut() {
+        o.client_secret = resolve_password(
+            &origin,
+            "oauth2.client_secret_file",
+            o.client_secret.take(),
+            &o.client_secret_file,
+        )?;
+        o.refresh_token = resolve_password(
+            &origin,
+            "oauth2.refresh_token_file",
+            o.refresh_token.take(),
+            &o.refresh_token_file,
+        )?;
+    }
     Ok(config)
 }
 
@@ -871,10 +1084,29 @@ impl Config {
                 ));
             }
         }
-        if self.imap.password.is_none() && self.imap.password_file.is_none() {
+        if self.imap.auth == AuthMethod::Password
+            && self.imap.password.is_none()
+            && self.imap.password_file.is_none()
+        {
             p.push(
                 "key `imap.password`: is missing (set imap.password or imap.password_file)".into(),
             );
+        }
+        for (section, auth) in [("imap", self.imap.auth), ("smtp", self.smtp.auth)] {
+            if auth == AuthMethod::Xoauth2 && self.oauth2.is_none() {
+                p.push(format!(
+                    "key `{section}.auth`: \"xoauth2\" needs an [oauth2] section (provider, client_id, refresh_token_file)"
+                ));
+            }
+        }
+        if self.smtp.auth == AuthMethod::Xoauth2 && self.smtp.username.is_none() {
+            p.push(
+                "key `smtp.username`: is missing (smtp.auth = \"xoauth2\" logs in as this mailbox)"
+                    .into(),
+            );
+        }
+        if let Some(o) = &self.oauth2 {
+            o.validate(&mut p);
         }
         if self.imap.port == Some(0) {
             p.push("key `imap.port`: must not be 0".into());
@@ -889,6 +1121,7 @@ impl Config {
             p.push("key `imap.poll_interval`: must be at least 1 second".into());
         }
         if self.smtp.username.is_none()
+            && self.smtp.auth == AuthMethod::Password
             && (self.smtp.password.is_some() || self.smtp.password_file.is_some())
         {
             p.push("key `smtp.username`: is missing (a password is set)".into());
@@ -1402,5 +1635,146 @@ mod tests {
         assert_eq!(c.from_address(), "complaints@opp.example");
         assert_eq!(c.message_id_domain(), "opp.example");
         assert_eq!(c.intake.max_auto_replies_per_day, 3);
+    }
+
+    fn oauth_env<'a>(extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+        let mut v = vec![
+            ("REDRESS_IMAP_AUTH", "xoauth2"),
+            ("REDRESS_SMTP_AUTH", "xoauth2"),
+            ("REDRESS_OAUTH2_PROVIDER", "microsoft"),
+            ("REDRESS_OAUTH2_TENANT_ID", "contoso.onmicrosoft.com"),
+            (
+                "REDRESS_OAUTH2_CLIENT_ID",
+                "00000000-1111-2222-3333-444444444444",
+            ),
+            ("REDRESS_OAUTH2_REFRESH_TOKEN", "rt-secret-value"),
+        ];
+        v.retain(|(k, _)| !extra.iter().any(|(e, _)| e == k));
+        v.extend_from_slice(extra);
+        v
+    }
+
+    #[test]
+    fn xoauth2_presets_fill_in_url_and_scope() {
+        let c = parse_str(EXAMPLE, "t", &env(&oauth_env(&[]))).expect("microsoft config");
+        assert_eq!(c.imap.auth, AuthMethod::Xoauth2);
+        assert_eq!(c.smtp.auth, AuthMethod::Xoauth2);
+        let o = c.oauth2.as_ref().expect("oauth2");
+        assert_eq!(
+            o.token_url().as_deref(),
+            Some("https://login.microsoftonline.com/contoso.onmicrosoft.com/oauth2/v2.0/token")
+        );
+        assert!(
+            o.scope().contains("IMAP.AccessAsUser.All") && o.scope().contains("offline_access")
+        );
+        let dump = format!("{c:?}");
+        assert!(!dump.contains("rt-secret-value"), "{dump}");
+
+        let g = parse_str(
+            EXAMPLE,
+            "t",
+            &env(&oauth_env(&[
+                ("REDRESS_OAUTH2_PROVIDER", "google"),
+                ("REDRESS_OAUTH2_TENANT_ID", ""),
+            ])),
+        );
+        // An empty tenant id is refused even where it is not needed.
+        assert!(g.is_err());
+        let mut vars = oauth_env(&[("REDRESS_OAUTH2_PROVIDER", "google")]);
+        vars.retain(|(k, _)| *k != "REDRESS_OAUTH2_TENANT_ID");
+        let g = parse_str(EXAMPLE, "t", &env(&vars)).expect("google config");
+        let o = g.oauth2.as_ref().expect("oauth2");
+        assert_eq!(o.token_url().as_deref(), Some(GOOGLE_TOKEN_URL));
+        assert_eq!(o.scope(), "https://mail.google.com/");
+        // Defaults stay "password" without the keys.
+        let plain = parse_str(EXAMPLE, "t", &[]).expect("config");
+        assert_eq!(plain.imap.auth, AuthMethod::Password);
+        assert!(plain.oauth2.is_none());
+    }
+
+    #[test]
+    fn xoauth2_mistakes_name_their_key() {
+        // xoauth2 without [oauth2].
+        let p = problems(EXAMPLE, &[("REDRESS_IMAP_AUTH", "xoauth2")]);
+        assert!(
+            p.iter()
+                .any(|x| x.contains("imap.auth") && x.contains("[oauth2]")),
+            "{p:?}"
+        );
+        let p = problems(EXAMPLE, &[("REDRESS_IMAP_AUTH", "oauth")]);
+        assert!(
+            p[0].contains("imap.auth") && p[0].contains("xoauth2"),
+            "{p:?}"
+        );
+        // Microsoft without a tenant.
+        let mut vars = oauth_env(&[]);
+        vars.retain(|(k, _)| *k != "REDRESS_OAUTH2_TENANT_ID");
+        let p = problems(EXAMPLE, &vars);
+        assert!(p.iter().any(|x| x.contains("oauth2.tenant_id")), "{p:?}");
+        // Plain http off loopback; other schemes.
+        let p = problems(
+            EXAMPLE,
+            &oauth_env(&[("REDRESS_OAUTH2_TOKEN_URL", "http://login.example.com/token")]),
+        );
+        assert!(
+            p.iter()
+                .any(|x| x.contains("oauth2.token_url") && x.contains("loopback")),
+            "{p:?}"
+        );
+        for ok in [
+            "http://127.0.0.1:8080/token",
+            "http://[::1]:9/t",
+            "https://idp.example/t",
+        ] {
+            let p = problems(EXAMPLE, &oauth_env(&[("REDRESS_OAUTH2_TOKEN_URL", ok)]));
+            assert!(p.is_empty(), "{ok}: {p:?}");
+        }
+        let p = problems(
+            EXAMPLE,
+            &oauth_env(&[("REDRESS_OAUTH2_TOKEN_URL", "ftp://127.0.0.1/token")]),
+        );
+        assert!(p.iter().any(|x| x.contains("oauth2.token_url")), "{p:?}");
+        // Custom needs a URL and a scope.
+        let p = problems(
+            EXAMPLE,
+            &oauth_env(&[("REDRESS_OAUTH2_PROVIDER", "custom")]),
+        );
+        assert!(p.iter().any(|x| x.contains("oauth2.token_url")), "{p:?}");
+        assert!(p.iter().any(|x| x.contains("oauth2.scope")), "{p:?}");
+        // No refresh token at all; both forms at once.
+        let mut vars = oauth_env(&[]);
+        vars.retain(|(k, _)| *k != "REDRESS_OAUTH2_REFRESH_TOKEN");
+        let p = problems(EXAMPLE, &vars);
+        assert!(
+            p.iter().any(|x| x.contains("oauth2.refresh_token_file")),
+            "{p:?}"
+        );
+        let p = problems(
+            EXAMPLE,
+            &oauth_env(&[("REDRESS_OAUTH2_REFRESH_TOKEN_FILE", "/run/rt")]),
+        );
+        assert!(
+            p.iter().any(|x| x.contains("oauth2.refresh_token")),
+            "{p:?}"
+        );
+        // A bad value never echoes a secret.
+        let p = problems(EXAMPLE, &oauth_env(&[("REDRESS_OAUTH2_RETRY_MAX", "0")]));
+        assert!(p.iter().any(|x| x.contains("oauth2.retry_max")), "{p:?}");
+        assert!(p.iter().all(|x| !x.contains("rt-secret-value")), "{p:?}");
+    }
+
+    #[test]
+    fn xoauth2_needs_no_password_but_smtp_needs_a_username() {
+        // The example has passwords; without them xoauth2 is still fine.
+        let text = EXAMPLE.replace("password = \"change-me\"", "");
+        assert!(problems(&text, &oauth_env(&[])).is_empty());
+        let p = problems(&text, &[]);
+        assert!(p.iter().any(|x| x.contains("imap.password")), "{p:?}");
+        let text = text.replace("username = \"complaints@opp.example\"\n", "");
+        let p = problems(
+            &text,
+            &oauth_env(&[("REDRESS_IMAP_USERNAME", "complaints@opp.example")]),
+        );
+        assert!(p.iter().any(|x| x.contains("smtp.username")), "{p:?}");
     }
 }

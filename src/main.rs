@@ -371,12 +371,28 @@ fn check(path: &Path, connect: bool) -> anyhow::Result<ExitCode> {
     }
     let rt = tokio::runtime::Runtime::new().context("Starting the async runtime")?;
     let mut ok = true;
+    // XOAUTH2: one token source for both logins (not kept in the store).
+    let tokens = redress::adapters::oauth2::for_config(&config, None)?;
     rt.block_on(async {
+        if let Some(t) = &tokens {
+            match t.access_token().await {
+                Ok(_) => println!("OAuth2 {}: got an access token", t.token_url()),
+                Err(e) => {
+                    ok = false;
+                    println!("OAuth2 {}: FAILED: {e}; {}", t.token_url(), e.advice());
+                }
+            }
+        }
         let (host, port) = (&config.imap.host, config.imap_port());
-        match redress::adapters::imap::probe(&config.imap, port).await {
+        match redress::adapters::imap::probe_with(&config.imap, port, tokens.as_deref()).await {
             Ok(p) => println!(
-                "IMAP {host}:{port}: logged in as {}; folder {} holds {} message(s); IDLE {}; keywords {}",
+                "IMAP {host}:{port}: logged in as {}{}; folder {} holds {} message(s); IDLE {}; keywords {}",
                 config.imap.username,
+                if config.imap.auth == redress::config::AuthMethod::Xoauth2 {
+                    " (XOAUTH2)"
+                } else {
+                    ""
+                },
                 p.folder,
                 p.exists,
                 if p.idle { "supported" } else { "not supported (will poll)" },
@@ -388,14 +404,21 @@ fn check(path: &Path, connect: bool) -> anyhow::Result<ExitCode> {
             }
         }
         let (host, port) = (&config.smtp.host, config.smtp_port());
-        match redress::adapters::smtp::probe(&config.smtp, port).await {
+        match redress::adapters::smtp::probe_with(&config.smtp, port, tokens.clone()).await {
             Ok(()) => println!(
                 "SMTP {host}:{port}: connected{}",
                 config
                     .smtp
                     .username
                     .as_ref()
-                    .map(|u| format!(" and logged in as {u}"))
+                    .map(|u| format!(
+                        " and logged in as {u}{}",
+                        if config.smtp.auth == redress::config::AuthMethod::Xoauth2 {
+                            " (XOAUTH2)"
+                        } else {
+                            ""
+                        }
+                    ))
                     .unwrap_or_default()
             ),
             Err(e) => {

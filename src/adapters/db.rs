@@ -755,6 +755,32 @@ pub fn secret(
     Ok(value)
 }
 
+/// A value in the `settings` table.
+pub fn setting(conn: &Connection, name: &str) -> anyhow::Result<Option<String>> {
+    Ok(conn
+        .prepare_cached("SELECT value FROM settings WHERE name = ?1")?
+        .query_row(params![name], |r| r.get(0))
+        .optional()?)
+}
+
+/// Sets (or replaces) a value in the `settings` table.
+pub fn set_setting(conn: &Connection, name: &str, value: &str) -> anyhow::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO settings (name, value) VALUES (?1, ?2)
+         ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+    )?
+    .execute(params![name, value])?;
+    Ok(())
+}
+
+/// Removes a value from the `settings` table; true when there was one.
+pub fn delete_setting(conn: &Connection, name: &str) -> anyhow::Result<bool> {
+    Ok(conn
+        .prepare_cached("DELETE FROM settings WHERE name = ?1")?
+        .execute(params![name])?
+        > 0)
+}
+
 /// One row of the outbox waiting to go.
 #[derive(Debug, Clone)]
 pub struct PendingOutbox {

@@ -3,8 +3,9 @@
 //!
 //! Intake itself (IDLE, checkpoints) builds on [`connect`].
 
+use crate::adapters::oauth2::TokenSource;
 use crate::adapters::tls;
-use crate::config::{Imap, TlsMode};
+use crate::config::{AuthMethod, Imap, TlsMode};
 use futures::TryStreamExt as _;
 use std::fmt::Debug;
 use std::time::Duration;
@@ -41,6 +42,8 @@ pub enum ImapError {
         username: String,
         reason: String,
     },
+    #[error("no OAuth2 access token for the IMAP server {host}: {reason}")]
+    Token { host: String, reason: String },
     #[error("the IMAP server {host} answered unexpectedly: {reason}")]
     Protocol { host: String, reason: String },
     #[error("config: {0}")]
@@ -128,11 +131,84 @@ pub async fn open(cfg: &Imap, port: u16) -> Result<Client, ImapError> {
 
 /// Connects and logs in with the configured username and password.
 pub async fn connect(cfg: &Imap, port: u16) -> Result<Session, ImapError> {
-    let password = cfg.password.as_ref().ok_or_else(|| {
-        ImapError::Config("no IMAP password (set imap.password or imap.password_file)".into())
+    connect_with(cfg, port, None).await
+}
+
+/// Connects and logs in as `imap.auth` says: with the password, or with
+/// SASL XOAUTH2 and an access token from `tokens`. A refused token is
+/// reported to `tokens` and the login tried once more with a fresh one
+/// (a token can be revoked or expire early).
+pub async fn connect_with(
+    cfg: &Imap,
+    port: u16,
+    tokens: Option<&TokenSource>,
+) -> Result<Session, ImapError> {
+    if cfg.auth == AuthMethod::Password {
+        let password = cfg.password.as_ref().ok_or_else(|| {
+            ImapError::Config("no IMAP password (set imap.password or imap.password_file)".into())
+        })?;
+        let client = open(cfg, port).await?;
+        return finish_login(
+            cfg,
+            port,
+            "LOGIN",
+            tokio::time::timeout(STEP_TIMEOUT, client.login(&cfg.username, password.expose()))
+                .await,
+        );
+    }
+    let tokens = tokens.ok_or_else(|| {
+        ImapError::Config("imap.auth = \"xoauth2\" but no [oauth2] token source".into())
     })?;
-    let client = open(cfg, port).await?;
-    match tokio::time::timeout(STEP_TIMEOUT, client.login(&cfg.username, password.expose())).await {
+    let mut retried = false;
+    loop {
+        let token = tokens.access_token().await.map_err(|e| ImapError::Token {
+            host: cfg.host.clone(),
+            reason: format!("{e}; {}", e.advice()),
+        })?;
+        let client = open(cfg, port).await?;
+        let sasl = Xoauth2 {
+            response: Some(crate::core::oauth2::xoauth2_sasl(
+                &cfg.username,
+                token.expose(),
+            )),
+        };
+        let result = finish_login(
+            cfg,
+            port,
+            "AUTHENTICATE XOAUTH2",
+            tokio::time::timeout(STEP_TIMEOUT, client.authenticate("XOAUTH2", sasl)).await,
+        );
+        match result {
+            Err(ImapError::Auth { .. }) if !retried => {
+                tokens.invalidate(&token).await;
+                retried = true;
+            }
+            Err(ImapError::Auth {
+                host,
+                username,
+                reason,
+            }) => {
+                return Err(ImapError::Auth {
+                    host,
+                    username,
+                    reason: format!("{reason} (XOAUTH2: the server refused a fresh access token; check that the app may use IMAP for this mailbox)"),
+                })
+            }
+            other => return other,
+        }
+    }
+}
+
+fn finish_login(
+    cfg: &Imap,
+    port: u16,
+    command: &str,
+    result: Result<
+        Result<Session, (async_imap::error::Error, Client)>,
+        tokio::time::error::Elapsed,
+    >,
+) -> Result<Session, ImapError> {
+    match result {
         Ok(Ok(session)) => Ok(session),
         Ok(Err((e, _))) => Err(ImapError::Auth {
             host: cfg.host.clone(),
@@ -142,8 +218,24 @@ pub async fn connect(cfg: &Imap, port: u16) -> Result<Session, ImapError> {
         Err(_) => Err(ImapError::Network {
             host: cfg.host.clone(),
             port,
-            reason: "no answer to LOGIN".into(),
+            reason: format!("no answer to {command}"),
         }),
+    }
+}
+
+/// SASL XOAUTH2 for async-imap: the client speaks first with the token;
+/// if the server answers with an error challenge (a JSON status, RFC 7628
+/// style), the client must send an empty response, and the server then
+/// says NO.
+struct Xoauth2 {
+    response: Option<String>,
+}
+
+impl async_imap::Authenticator for Xoauth2 {
+    type Response = String;
+
+    fn process(&mut self, _challenge: &[u8]) -> String {
+        self.response.take().unwrap_or_default()
     }
 }
 
@@ -169,7 +261,16 @@ pub struct Probe {
 
 /// Logs in, selects the folder and reads its facts; logs out.
 pub async fn probe(cfg: &Imap, port: u16) -> Result<Probe, ImapError> {
-    let mut session = connect(cfg, port).await?;
+    probe_with(cfg, port, None).await
+}
+
+/// [`probe`], logging in as `imap.auth` says (see [`connect_with`]).
+pub async fn probe_with(
+    cfg: &Imap,
+    port: u16,
+    tokens: Option<&TokenSource>,
+) -> Result<Probe, ImapError> {
+    let mut session = connect_with(cfg, port, tokens).await?;
     let proto = |reason: String| ImapError::Protocol {
         host: cfg.host.clone(),
         reason,

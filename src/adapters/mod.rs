@@ -6,6 +6,7 @@ pub mod bank_holidays;
 pub mod db;
 pub mod imap;
 pub mod mail_parse;
+pub mod oauth2;
 pub mod outgoing;
 pub mod render;
 pub mod smtp;

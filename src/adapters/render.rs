@@ -102,6 +102,11 @@ const DEFAULTS: &[(&str, &str, Option<&str>)] = &[
         include_str!("../../templates/acknowledgement-overdue.txt.hbs"),
         None,
     ),
+    (
+        "oauth2-refresh-failed",
+        include_str!("../../templates/oauth2-refresh-failed.txt.hbs"),
+        None,
+    ),
 ];
 
 /// Text partials shared by letters: name (as in `{{> NAME}}`), embedded
@@ -304,6 +309,14 @@ pub fn sample(name: &str) -> Value {
             "complainant_email": "alice@example.net",
             "reason": "550 5.1.1 <alice@example.net>: Recipient address rejected",
         }),
+        "oauth2-refresh-failed" => json!({
+            "recipient_name": "Jane Hughes",
+            "since": "Monday 23 November 2026 at 10:04",
+            "token_url": "https://login.microsoftonline.com/contoso.onmicrosoft.com/oauth2/v2.0/token",
+            "error": "the token endpoint refused the refresh (HTTP 400, invalid_grant): AADSTS70000: The provided value for the 'refresh_token' is not valid.",
+            "advice": "the refresh token was revoked or has expired: sign in again to get a new refresh token and put it in oauth2.refresh_token_file",
+            "smtp_affected": true,
+        }),
         "escalation-1" | "escalation-2" | "escalation-3" => escalation_sample(name),
         "hold" => json!({
             "recipient_name": complainant,
@@ -405,6 +418,7 @@ pub fn samples(name: &str) -> Vec<Value> {
             "acknowledgement_note": "No acknowledgement was sent: the sender has had three automatic replies today.",
         })],
         "send-failed" => vec![json!({"reference": ""})],
+        "oauth2-refresh-failed" => vec![json!({"smtp_affected": false})],
         "escalation-1" | "escalation-2" | "escalation-3" => {
             let other = if base["asked_before"]
                 .as_array()
@@ -588,7 +602,7 @@ mod tests {
     #[test]
     fn every_letter_renders_with_its_samples() {
         let t = Templates::load(None).expect("templates");
-        assert_eq!(Templates::names().count(), 16);
+        assert_eq!(Templates::names().count(), 17);
         for name in Templates::names() {
             let samples = samples(name);
             assert!(!samples.is_empty());

@@ -15,6 +15,7 @@ pub mod holidays;
 pub mod intake;
 pub mod ladder;
 pub mod message;
+pub mod oauth2;
 pub mod procedure;
 pub mod text;
 pub mod threading;

@@ -15,6 +15,7 @@
 
 use crate::adapters::db::{Source, Store};
 use crate::adapters::imap::{self, Session};
+use crate::adapters::oauth2::TokenSource;
 use crate::service::intake::{self, Arrival, Incoming, Processed};
 use crate::service::Desk;
 use anyhow::Context as _;
@@ -73,6 +74,7 @@ pub async fn run(
     mut desks: super::Desks,
     store: Store,
     shared: Arc<IntakeShared>,
+    tokens: Option<Arc<TokenSource>>,
     token: CancellationToken,
 ) {
     let checkpointer = Checkpointer::new(&desks.borrow(), &store);
@@ -86,6 +88,7 @@ pub async fn run(
             store: &store,
             checkpointer: &checkpointer,
             shared: &shared,
+            tokens: tokens.as_deref(),
             token: &token,
             state: &mut state,
             failures: &mut failures,
@@ -154,6 +157,7 @@ struct Ctx<'a> {
     store: &'a Arc<Mutex<Store>>,
     checkpointer: &'a Checkpointer,
     shared: &'a IntakeShared,
+    tokens: Option<&'a TokenSource>,
     token: &'a CancellationToken,
     state: &'a mut StateLog,
     failures: &'a mut u32,
@@ -177,7 +181,7 @@ async fn session(ctx: &mut Ctx<'_>) -> anyhow::Result<End> {
     // Connect, TLS, greeting and login are each bounded.
     super::watchdog::expect(imap::STEP_TIMEOUT * 4);
     let mut session = tokio::select! {
-        s = imap::connect(&cfg.imap, cfg.imap_port()) => s?,
+        s = imap::connect_with(&cfg.imap, cfg.imap_port(), ctx.tokens) => s?,
         _ = token.cancelled() => return Ok(End::Cancelled),
     };
     let caps = timed("CAPABILITY", session.capabilities()).await?;

@@ -10,6 +10,7 @@
 //! and SIGHUP reloads the config and templates.
 
 pub mod intake;
+pub mod oauth;
 pub mod outbox;
 pub mod scheduler;
 pub mod watchdog;
@@ -101,26 +102,49 @@ pub async fn run(config: Config, options: Options, token: CancellationToken) -> 
     );
     // A transport that cannot be built (bad TLS settings, CA file) is a
     // start-up error, not letters queued for ever.
-    let transport = crate::adapters::smtp::transport(&desk.config.smtp, desk.config.smtp_port())?;
+    // With XOAUTH2, one token source serves IMAP and SMTP.
+    let tokens = crate::adapters::oauth2::for_config(&desk.config, Some(&path))?;
+    let sender = crate::adapters::smtp::Sender::new(
+        &desk.config.smtp,
+        desk.config.smtp_port(),
+        tokens.clone(),
+    )?;
     let shared = Arc::new(intake::IntakeShared::default());
     let progress = Arc::new(watchdog::Progress::new(START_GRACE));
     let (desk_tx, desks) = watch::channel(desk);
     let intake_task = tokio::spawn(watchdog::as_loop(
         progress.clone(),
         watchdog::Loop::Intake,
-        intake::run(desks.clone(), store, shared.clone(), token.clone()),
+        intake::run(
+            desks.clone(),
+            store,
+            shared.clone(),
+            tokens.clone(),
+            token.clone(),
+        ),
     ));
     let outbox_task = tokio::spawn(watchdog::as_loop(
         progress.clone(),
         watchdog::Loop::Outbox,
         outbox::run(
             desks.clone(),
-            transport,
+            sender,
             Store::open(&path)?,
             shared.clone(),
             token.clone(),
         ),
     ));
+    let tokens_for_reload = tokens.clone();
+    let oauth_task = match tokens {
+        Some(t) => Some(tokio::spawn(oauth::run(
+            desks.clone(),
+            Store::open(&path)?,
+            t,
+            shared.clone(),
+            token.clone(),
+        ))),
+        None => None,
+    };
     let timer_task = tokio::spawn(watchdog::as_loop(
         progress.clone(),
         watchdog::Loop::Timers,
@@ -135,7 +159,7 @@ pub async fn run(config: Config, options: Options, token: CancellationToken) -> 
     watchdog::notify(&[sd_notify::NotifyState::Ready]);
     watchdog::status(&status_line(&mut status_store, &desks.borrow()));
     tokio::spawn(watchdog::run(progress, token.clone()));
-    let reloads = reload_on_sighup(options, desk_tx, Store::open(&path)?)?;
+    let reloads = reload_on_sighup(options, desk_tx, Store::open(&path)?, tokens_for_reload)?;
     let mut refresh = tokio::time::interval(STATUS_EVERY);
     let mut watching = desks.clone();
     let mut reloadable = true;
@@ -159,7 +183,10 @@ pub async fn run(config: Config, options: Options, token: CancellationToken) -> 
         ("intake", intake_task),
         ("outbox", outbox_task),
         ("timers", timer_task),
-    ] {
+    ]
+    .into_iter()
+    .chain(oauth_task.map(|t| ("oauth2", t)))
+    {
         let abort = task.abort_handle();
         if tokio::time::timeout_at(deadline, task).await.is_err() {
             tracing::warn!(task = name, "did not stop in time; aborted");
@@ -200,6 +227,7 @@ fn reload_on_sighup(
     options: Options,
     desks: watch::Sender<Arc<Desk>>,
     mut store: Store,
+    tokens: Option<Arc<crate::adapters::oauth2::TokenSource>>,
 ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut hup = signal(SignalKind::hangup()).context("Installing the SIGHUP handler")?;
@@ -207,7 +235,7 @@ fn reload_on_sighup(
         while hup.recv().await.is_some() {
             watchdog::notify(&[sd_notify::NotifyState::Reloading]);
             let current = desks.borrow().clone();
-            match reload(&options.config_path, &current, &mut store) {
+            match reload(&options.config_path, &current, &mut store, tokens.clone()) {
                 Ok(desk) => {
                     options.log.set_level(&desk.config.log.level);
                     if desk.config.log.format != current.config.log.format {
@@ -243,8 +271,20 @@ fn reload_on_sighup(
 }
 
 /// Reads and checks the config and templates again.
-fn reload(path: &Path, current: &Desk, store: &mut Store) -> anyhow::Result<Desk> {
+fn reload(
+    path: &Path,
+    current: &Desk,
+    store: &mut Store,
+    tokens: Option<Arc<crate::adapters::oauth2::TokenSource>>,
+) -> anyhow::Result<Desk> {
     let config = crate::config::load(path)?;
+    let (old, new) = (&current.config, &config);
+    if old.oauth2 != new.oauth2 || old.imap.auth != new.imap.auth || old.smtp.auth != new.smtp.auth
+    {
+        anyhow::bail!(
+            "keys `oauth2`, `imap.auth` or `smtp.auth` changed: how redress logs in changes at the next restart"
+        );
+    }
     if config.store.path != current.config.store.path {
         anyhow::bail!(
             "key `store.path` changed ({} -> {}): moving the store needs a restart",
@@ -254,7 +294,7 @@ fn reload(path: &Path, current: &Desk, store: &mut Store) -> anyhow::Result<Desk
     }
     // New SMTP settings that cannot make a transport (a bad CA file) are
     // refused here, not found out by the outbox.
-    crate::adapters::smtp::transport(&config.smtp, config.smtp_port())?;
+    crate::adapters::smtp::Sender::new(&config.smtp, config.smtp_port(), tokens)?;
     Desk::new(config, store)
 }
 

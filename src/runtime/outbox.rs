@@ -147,7 +147,7 @@ fn fail(
 /// Runs until `token` is cancelled.
 pub async fn run(
     mut desks: super::Desks,
-    mut transport: Transport,
+    mut sender: smtp::Sender,
     mut store: Store,
     wake: Arc<super::intake::IntakeShared>,
     token: CancellationToken,
@@ -163,9 +163,13 @@ pub async fn run(
         }
         let newest = desks.borrow_and_update().clone();
         if !super::same_smtp(&desk.config, &newest.config) {
-            match smtp::transport(&newest.config.smtp, newest.config.smtp_port()) {
-                Ok(t) => {
-                    transport = t;
+            match smtp::Sender::new(
+                &newest.config.smtp,
+                newest.config.smtp_port(),
+                sender.tokens(),
+            ) {
+                Ok(s) => {
+                    sender = s;
                     reachable = None;
                     pauses = 0;
                 }
@@ -186,7 +190,22 @@ pub async fn run(
         }
         let now = crate::clock::now();
         let mut pause = None;
-        match tick(&mut store, &desk, &transport, now).await {
+        // With XOAUTH2 the transport follows the access token.
+        let ticked = match sender.transport().await {
+            Ok(transport) => tick(&mut store, &desk, transport, now).await,
+            Err(error) => Ok(TickReport {
+                unreachable: Some(error),
+                ..TickReport::default()
+            }),
+        };
+        if let Ok(TickReport {
+            unreachable: Some(error),
+            ..
+        }) = &ticked
+        {
+            sender.failed(error).await;
+        }
+        match ticked {
             Ok(report) => match report.unreachable {
                 Some(error) => {
                     if reachable != Some(false) {

@@ -6,6 +6,7 @@ pub mod casework;
 pub mod intake;
 pub mod ladder;
 pub mod letters;
+pub mod oauth;
 pub mod staff;
 
 use crate::adapters::db::Store;

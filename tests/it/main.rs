@@ -9,6 +9,7 @@ mod corpus;
 mod intake;
 mod ladder;
 mod mail;
+mod oauth;
 mod purity;
 mod service;
 mod support;

@@ -48,6 +48,12 @@ impl MailStack {
     /// Starts one. A test that needs mail servers fails (never skips) when
     /// they cannot be started.
     pub fn start() -> MailStack {
+        MailStack::start_with(&[])
+    }
+
+    /// Starts one with extra `scripts/mailstack start` options (e.g.
+    /// `--oauth2-introspection-url URL`).
+    pub fn start_with(options: &[&str]) -> MailStack {
         let dir = tempfile::Builder::new()
             .prefix("redress-mailstack-")
             .tempdir()
@@ -55,6 +61,7 @@ impl MailStack {
         let out = Command::new(repo().join("scripts/mailstack"))
             .args(["start", "--dir"])
             .arg(dir.path())
+            .args(options)
             .output()
             .expect("running scripts/mailstack");
         assert!(

@@ -44,6 +44,27 @@ pub struct IntakeShared {
     pub backlog: std::sync::atomic::AtomicBool,
     /// Woken after mail changed a case's timers (staff commands).
     pub timers: Notify,
+    /// Unix time of the last successful IMAP round trip (0: none yet), for
+    /// `redress status` and the metrics.
+    pub imap_contact: std::sync::atomic::AtomicI64,
+}
+
+impl IntakeShared {
+    /// Notes a successful IMAP round trip (login, search, fetch, IDLE, NOOP).
+    pub fn imap_ok(&self) {
+        self.imap_contact.store(
+            crate::clock::now().timestamp(),
+            std::sync::atomic::Ordering::Relaxed,
+        );
+    }
+
+    /// The last successful IMAP round trip.
+    pub fn last_imap_contact(&self) -> Option<chrono::DateTime<chrono::Utc>> {
+        match self.imap_contact.load(std::sync::atomic::Ordering::Relaxed) {
+            0 => None,
+            t => chrono::DateTime::from_timestamp(t, 0),
+        }
+    }
 }
 
 /// A jittered exponential back-off: 1 s, 2 s, 4 s ... capped, each +-50 %.
@@ -181,6 +202,7 @@ async fn session(
         false,
     );
     *failures = 0;
+    shared.imap_ok();
 
     let checkpoint = lock(store).checkpoint(folder)?;
     let mut last = match checkpoint {
@@ -227,6 +249,7 @@ async fn session(
         loop {
             let (new_last, processed) = drain(&watch, store, &mut session, last).await?;
             last = new_last;
+            shared.imap_ok();
             let announced = drain_unsolicited(&mut session);
             if (processed == 0 && !announced) || token.is_cancelled() {
                 break;
@@ -239,6 +262,7 @@ async fn session(
         if idle {
             let mut handle = session.idle();
             timed("IDLE", handle.init()).await?;
+            shared.imap_ok();
             let cancelled = {
                 let (wait, _stop) = handle.wait_with_timeout(IDLE_TIMEOUT);
                 tokio::select! {
@@ -247,6 +271,7 @@ async fn session(
                 }
             };
             session = timed("IDLE DONE", handle.done()).await?;
+            shared.imap_ok();
             if cancelled {
                 session.logout().await.ok();
                 return Ok(());
@@ -260,6 +285,7 @@ async fn session(
                 }
             }
             timed("NOOP", session.noop()).await?;
+            shared.imap_ok();
         }
     }
 }

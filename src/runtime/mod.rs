@@ -5,6 +5,8 @@
 //! next start); the daemon waits for them with a bound, then aborts.
 
 pub mod intake;
+pub mod liveness;
+pub mod metrics;
 pub mod outbox;
 pub mod scheduler;
 
@@ -74,6 +76,8 @@ pub async fn run(config: Config, token: CancellationToken) -> anyhow::Result<()>
     // start-up error, not letters queued for ever.
     let transport = crate::adapters::smtp::transport(&desk.config.smtp, desk.config.smtp_port())?;
     let shared = Arc::new(intake::IntakeShared::default());
+    let metrics_task = metrics::start(&desk.config, &path, shared.clone(), token.clone()).await?;
+    let liveness = liveness::start(&path, shared.clone(), token.clone())?;
     let intake_task = tokio::spawn(intake::run(
         desk.clone(),
         store,
@@ -105,6 +109,10 @@ pub async fn run(config: Config, token: CancellationToken) -> anyhow::Result<()>
             abort.abort();
         }
     }
+    if let Some(task) = metrics_task {
+        task.abort();
+    }
+    liveness.stopped().await;
     tracing::info!("redress stopped");
     Ok(())
 }

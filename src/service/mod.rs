@@ -6,6 +6,7 @@ pub mod casework;
 pub mod intake;
 pub mod ladder;
 pub mod letters;
+pub mod ops;
 pub mod staff;
 
 use crate::adapters::db::Store;

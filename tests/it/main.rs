@@ -9,6 +9,7 @@ mod corpus;
 mod intake;
 mod ladder;
 mod mail;
+mod ops;
 mod purity;
 mod support;
 mod text;

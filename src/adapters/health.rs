@@ -226,7 +226,7 @@ pub struct OpenCases {
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct NextDeadline {
     pub due_at: String,
-    /// e.g. `acknowledgement`, `target`, `escalation-1`.
+    /// `acknowledge`, `target`, `escalation-N`, `hold-until`, `next-stage-window`, `feedback`.
     pub kind: String,
     pub reference: String,
 }
@@ -614,7 +614,7 @@ mod tests {
         tx.execute("UPDATE cases SET status = 'closed' WHERE id = ?1", [a])
             .expect("close");
         db::set_deadline(&tx, c, "target", utc("2026-12-21T17:00:00Z"), now).expect("dl");
-        db::set_deadline(&tx, c, "acknowledgement", utc("2026-11-25T10:00:00Z"), now).expect("dl");
+        db::set_deadline(&tx, c, "acknowledge", utc("2026-11-25T10:00:00Z"), now).expect("dl");
         for (i, kind) in ["acknowledgement", "escalation-1", "new-case"]
             .iter()
             .enumerate()
@@ -653,7 +653,7 @@ mod tests {
         let next = h.next_deadline.clone().expect("deadline");
         assert_eq!(
             (next.due_at.as_str(), next.kind.as_str()),
-            ("2026-11-25T10:00:00Z", "acknowledgement")
+            ("2026-11-25T10:00:00Z", "acknowledge")
         );
         assert_eq!(next.reference, "OPP-2026-0003");
         assert_eq!(h.outbox.depth, 1);

@@ -257,13 +257,13 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             config,
             force,
         } => {
-            let config = config::load(&config.config)?;
+            let config = load_without_secrets(&config.config)?;
             let report = redress::adapters::backup::backup(&config.store.path, &path, force)?;
             println!("{}", redress::service::ops::backup_text(&report));
             Ok(ExitCode::SUCCESS)
         }
         Command::Restore { backup, config } => {
-            let config = config::load(&config.config)?;
+            let config = load_without_secrets(&config.config)?;
             let report = redress::adapters::backup::restore(
                 &config.store.path,
                 &backup,
@@ -275,9 +275,19 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// The config without reading the password files it names: status, backup
+/// and restore need no secret, and a monitoring check should not need to
+/// read one (nor `$CREDENTIALS_DIRECTORY`, which only the service has).
+fn load_without_secrets(path: &Path) -> anyhow::Result<Config> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("Reading config {}", path.display()))?;
+    let env: Vec<(String, String)> = std::env::vars().collect();
+    Ok(config::parse_str(&text, &path.display().to_string(), &env)?)
+}
+
 fn status(path: &Path, format: Format) -> anyhow::Result<ExitCode> {
     use redress::service::ops;
-    let config: Config = config::load(path)?;
+    let config: Config = load_without_secrets(path)?;
     let report = ops::status(&config, redress::clock::now())?;
     match format {
         Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),

@@ -193,6 +193,8 @@ pub fn backup(store: &Path, dest: &Path, force: bool) -> anyhow::Result<BackupRe
             }
         }
         let facts = inspect(&temp).context("Checking the copy")?;
+        // Complainants' mail and the token secret: for the owner's eyes only.
+        set_mode(&temp, 0o600)?;
         sync_file_and_dir(&temp)?;
         Ok(facts)
     })();
@@ -240,6 +242,12 @@ fn copy_snapshot(src: &Connection, dst: &mut Connection) -> anyhow::Result<()> {
     }
 }
 
+fn set_mode(path: &Path, mode: u32) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .with_context(|| format!("Setting the permissions of {}", path.display()))
+}
+
 fn same_file(a: &Path, b: &Path) -> bool {
     match (a.canonicalize(), b.canonicalize()) {
         (Ok(a), Ok(b)) => a == b,
@@ -277,11 +285,27 @@ pub fn restore(store: &Path, from: &Path, now: DateTime<Utc>) -> anyhow::Result<
         }
         sync_dir(store)?;
     }
+    if let Some(dir) = store.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("Creating the store's directory {}", dir.display()))?;
+    }
+    // The restored file gets the owner and mode of the store it replaces
+    // (restore usually runs as root, the daemon as its own user).
+    let like = moved_aside.first().and_then(|p| std::fs::metadata(p).ok());
     let temp = temp_beside(store);
     remove_temp(&temp);
     let copied = (|| -> anyhow::Result<()> {
         std::fs::copy(from, &temp)
             .with_context(|| format!("Copying {} to {}", from.display(), temp.display()))?;
+        match &like {
+            Some(meta) => {
+                use std::os::unix::fs::MetadataExt as _;
+                set_mode(&temp, meta.mode() & 0o7777)?;
+                // Only root may give a file away; otherwise it is ours already.
+                let _ = std::os::unix::fs::chown(&temp, Some(meta.uid()), Some(meta.gid()));
+            }
+            None => set_mode(&temp, 0o600)?,
+        }
         sync_file_and_dir(&temp)?;
         std::fs::rename(&temp, store)
             .with_context(|| format!("Renaming the copy to {}", store.display()))?;
@@ -413,6 +437,11 @@ mod tests {
             .expect("mode");
         assert_eq!(mode, "delete");
         drop(copy);
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = std::fs::metadata(&dest).expect("meta").permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "a backup is private");
+        }
         let err = backup(&path, &dest, false).expect_err("exists");
         assert!(format!("{err:#}").contains("--force"), "{err:#}");
         add_case(&mut store, "b@example.net");
@@ -458,7 +487,16 @@ mod tests {
             .is_some());
 
         let now = utc("2026-11-24T09:00:00Z");
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).expect("chmod");
+        }
         let report = restore(&path, &dest, now).expect("restore");
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = std::fs::metadata(&path).expect("meta").permissions().mode();
+            assert_eq!(mode & 0o777, 0o640, "the restored store keeps the old mode");
+        }
         assert_eq!(report.facts.cases, 1);
         let aside = dir.path().join("s.sqlite.before-restore-20261124T090000Z");
         assert_eq!(report.moved_aside.first(), Some(&aside));
@@ -481,6 +519,22 @@ mod tests {
                     .join("s.sqlite.before-restore-20261124T090000Z-2")
             )
         );
+    }
+
+    #[test]
+    fn a_restore_onto_a_new_machine_creates_the_store() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("s.sqlite");
+        let mut store = Store::open(&path).expect("open");
+        let first = add_case(&mut store, "a@example.net");
+        drop(store);
+        let dest = dir.path().join("b.sqlite");
+        backup(&path, &dest, false).expect("backup");
+        let fresh = dir.path().join("var/lib/redress/redress.sqlite");
+        let report = restore(&fresh, &dest, utc("2026-11-24T09:00:00Z")).expect("restore");
+        assert!(report.moved_aside.is_empty());
+        let restored = Store::open(&fresh).expect("open");
+        assert!(restored.case(&first).expect("q").is_some());
     }
 
     #[test]

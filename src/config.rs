@@ -40,6 +40,7 @@ const SECTIONS: &[&str] = &[
     "intake",
     "oauth2",
     "log",
+    "metrics",
 ];
 
 /// A password or other secret: printed as `<redacted>`.
@@ -142,6 +143,8 @@ pub struct Config {
     pub oauth2: Option<OAuth2>,
     #[serde(default)]
     pub log: Log,
+    #[serde(default)]
+    pub metrics: Metrics,
 }
 
 /// Logging: `RUST_LOG`, when set, wins over `level`.
@@ -172,6 +175,17 @@ impl Default for Log {
             format: default_log_format(),
         }
     }
+}
+
+/// Prometheus metrics (off unless `listen` is set).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Metrics {
+    /// Where `GET /metrics` is served: a loopback address and port, e.g.
+    /// "127.0.0.1:9187" (a scraper elsewhere goes through a proxy or an
+    /// SSH tunnel: the figures are the organisation's business).
+    #[serde(default, deserialize_with = "de_parse_opt")]
+    pub listen: Option<std::net::SocketAddr>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -1222,6 +1236,15 @@ impl Config {
                 ));
             }
         }
+        if let Some(addr) = self.metrics.listen {
+            if !addr.ip().is_loopback() {
+                p.push(format!(
+                    "key `metrics.listen`: {addr} is not a loopback address; metrics are served only on 127.0.0.0/8 or [::1] (e.g. \"127.0.0.1:9187\")"
+                ));
+            } else if addr.port() == 0 {
+                p.push("key `metrics.listen`: the port must not be 0".into());
+            }
+        }
         if !matches!(self.intake.mark.as_str(), "keyword" | "move") {
             p.push(format!(
                 "key `intake.mark`: {:?} must be \"keyword\" or \"move\"",
@@ -1589,6 +1612,34 @@ mod tests {
             );
             assert!(p.is_empty(), "{host}: {p:?}");
         }
+    }
+
+    #[test]
+    fn metrics_are_off_by_default_and_only_on_loopback() {
+        let cfg = parse_str(EXAMPLE, "t", &[]).expect("valid");
+        assert_eq!(cfg.metrics.listen, None);
+        for addr in ["127.0.0.1:9187", "127.3.2.1:9187", "[::1]:9187"] {
+            let cfg = parse_str(EXAMPLE, "t", &env(&[("REDRESS_METRICS_LISTEN", addr)]))
+                .unwrap_or_else(|e| panic!("{addr}: {e}"));
+            assert_eq!(cfg.metrics.listen, addr.parse().ok());
+        }
+        for addr in ["0.0.0.0:9187", "192.0.2.7:9187", "[::]:9187"] {
+            let p = problems(EXAMPLE, &[("REDRESS_METRICS_LISTEN", addr)]);
+            assert!(
+                p.iter()
+                    .any(|x| x.contains("metrics.listen") && x.contains("not a loopback")),
+                "{addr}: {p:?}"
+            );
+        }
+        let p = problems(EXAMPLE, &[("REDRESS_METRICS_LISTEN", "localhost")]);
+        assert!(p.iter().any(|x| x.contains("metrics.listen")), "{p:?}");
+        let p = problems(EXAMPLE, &[("REDRESS_METRICS_LISTEN", "127.0.0.1:0")]);
+        assert!(p.iter().any(|x| x.contains("port must not be 0")), "{p:?}");
+        let p = problems(
+            &format!("{EXAMPLE}\n[metrics]\nlisten = \"127.0.0.1:9187\"\nport = 1\n"),
+            &[],
+        );
+        assert!(p.iter().any(|x| x.contains("port")), "{p:?}");
     }
 
     #[test]

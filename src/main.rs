@@ -3,7 +3,8 @@
 //! Output meant for scripts goes to stdout (one ISO date or number per line
 //! for `calendar`, JSON for `--format json`); logs and errors go to stderr.
 //! Exit codes: 0 success, 1 failure (a bad config, a refused login, a bad
-//! date), 2 a usage error from the command line.
+//! date), 2 a usage error from the command line; `status` also exits 3
+//! (the daemon is not running) and 4 (running with a problem).
 
 #![forbid(unsafe_code)]
 
@@ -86,6 +87,32 @@ enum Command {
         dry_run: bool,
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
+    },
+    /// Whether the daemon runs and mail flows: IMAP contact, outbox, open
+    /// cases, next deadline. Exits 0 when running and healthy, 3 when not
+    /// running, 4 when running with a problem.
+    Status {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
+    /// Write a consistent copy of the store to PATH (safe while the daemon
+    /// runs and writes).
+    Backup {
+        path: PathBuf,
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Replace PATH if it exists.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Put a backup in place of the store. The daemon must be stopped; the
+    /// current store is moved aside (kept), never deleted.
+    Restore {
+        backup: PathBuf,
+        #[command(flatten)]
+        config: ConfigArg,
     },
 }
 
@@ -247,7 +274,49 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             dry_run,
             format,
         } => tick(&config.config, at.as_deref(), dry_run, format),
+        Command::Status { config, format } => status(&config.config, format),
+        Command::Backup {
+            path,
+            config,
+            force,
+        } => {
+            let config = load_without_secrets(&config.config)?;
+            let report = redress::adapters::backup::backup(&config.store.path, &path, force)?;
+            println!("{}", redress::service::ops::backup_text(&report));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Restore { backup, config } => {
+            let config = load_without_secrets(&config.config)?;
+            let report = redress::adapters::backup::restore(
+                &config.store.path,
+                &backup,
+                redress::clock::now(),
+            )?;
+            print!("{}", redress::service::ops::restore_text(&report, &backup));
+            Ok(ExitCode::SUCCESS)
+        }
     }
+}
+
+/// The config without reading the password files it names: status, backup
+/// and restore need no secret, and a monitoring check should not need to
+/// read one (nor `$CREDENTIALS_DIRECTORY`, which only the service has).
+fn load_without_secrets(path: &Path) -> anyhow::Result<Config> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("Reading config {}", path.display()))?;
+    let env: Vec<(String, String)> = std::env::vars().collect();
+    Ok(config::parse_str(&text, &path.display().to_string(), &env)?)
+}
+
+fn status(path: &Path, format: Format) -> anyhow::Result<ExitCode> {
+    use redress::service::ops;
+    let config: Config = load_without_secrets(path)?;
+    let report = ops::status(&config, redress::clock::now())?;
+    match format {
+        Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+        Format::Table => print!("{}", ops::status_table(&report, config.calendar.time_zone)),
+    }
+    Ok(ExitCode::from(report.verdict().exit_code()))
 }
 
 /// Reads `--at`: an instant with an offset, or a local time (minutes or

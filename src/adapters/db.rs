@@ -17,7 +17,10 @@ use std::path::Path;
 use std::time::Duration;
 
 /// The migrations, in order; the index + 1 is the schema version.
-const MIGRATIONS: &[&str] = &[include_str!("../../migrations/0001_initial.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../migrations/0001_initial.sql"),
+    include_str!("../../migrations/0002_daemon.sql"),
+];
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -30,15 +33,6 @@ pub fn ts(t: DateTime<Utc>) -> String {
 /// An open store.
 pub struct Store {
     conn: Connection,
-}
-
-/// See [`Store::summary`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Summary {
-    pub open_cases: u64,
-    pub outbox_pending: u64,
-    /// When the newest mail in was stored.
-    pub last_mail_at: Option<DateTime<Utc>>,
 }
 
 impl Store {
@@ -134,23 +128,6 @@ impl Store {
         Ok(self
             .conn
             .pragma_query_value(None, "data_version", |r| r.get(0))?)
-    }
-
-    /// A few numbers for the daemon's one-line status.
-    pub fn summary(&self) -> anyhow::Result<Summary> {
-        let (open_cases, outbox_pending, last): (u64, u64, Option<String>) = self.conn.query_row(
-            "SELECT (SELECT count(*) FROM cases WHERE status = 'open'),
-                        (SELECT count(*) FROM outbox WHERE sent_at IS NULL AND failed_at IS NULL),
-                        (SELECT received_at FROM messages WHERE direction = 'in'
-                          ORDER BY id DESC LIMIT 1)",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-        )?;
-        Ok(Summary {
-            open_cases,
-            outbox_pending,
-            last_mail_at: last.and_then(|t| t.parse().ok()),
-        })
     }
 
     pub fn transaction(&mut self) -> anyhow::Result<Transaction<'_>> {

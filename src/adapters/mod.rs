@@ -2,8 +2,10 @@
 //! out what the core decided and report plain facts back; they decide
 //! nothing themselves.
 
+pub mod backup;
 pub mod bank_holidays;
 pub mod db;
+pub mod health;
 pub mod imap;
 pub mod mail_parse;
 pub mod oauth2;

@@ -14,6 +14,7 @@ pub mod command;
 pub mod holidays;
 pub mod intake;
 pub mod ladder;
+pub mod liveness;
 pub mod message;
 pub mod oauth2;
 pub mod procedure;

@@ -45,6 +45,27 @@ pub struct IntakeShared {
     pub backlog: std::sync::atomic::AtomicBool,
     /// Woken after mail changed a case's timers (staff commands).
     pub timers: Notify,
+    /// Unix time of the last successful IMAP round trip (0: none yet), for
+    /// `redress status` and the metrics.
+    pub imap_contact: std::sync::atomic::AtomicI64,
+}
+
+impl IntakeShared {
+    /// Notes a successful IMAP round trip (login, search, fetch, IDLE, NOOP).
+    pub fn imap_ok(&self) {
+        self.imap_contact.store(
+            crate::clock::now().timestamp(),
+            std::sync::atomic::Ordering::Relaxed,
+        );
+    }
+
+    /// The last successful IMAP round trip.
+    pub fn last_imap_contact(&self) -> Option<chrono::DateTime<chrono::Utc>> {
+        match self.imap_contact.load(std::sync::atomic::Ordering::Relaxed) {
+            0 => None,
+            t => chrono::DateTime::from_timestamp(t, 0),
+        }
+    }
 }
 
 /// A jittered exponential back-off: 1 s, 2 s, 4 s ... capped, each +-50 %.
@@ -210,6 +231,7 @@ async fn session(ctx: &mut Ctx<'_>) -> anyhow::Result<End> {
         false,
     );
     *ctx.failures = 0;
+    ctx.shared.imap_ok();
 
     let checkpoint = lock(store).checkpoint(folder)?;
     let mut last = match checkpoint {
@@ -257,6 +279,7 @@ async fn session(ctx: &mut Ctx<'_>) -> anyhow::Result<End> {
         loop {
             let (new_last, processed) = drain(&watch, store, &mut session, last).await?;
             last = new_last;
+            ctx.shared.imap_ok();
             let announced = drain_unsolicited(&mut session);
             if (processed == 0 && !announced) || token.is_cancelled() {
                 break;
@@ -269,6 +292,7 @@ async fn session(ctx: &mut Ctx<'_>) -> anyhow::Result<End> {
         let woken = if idle {
             let mut handle = session.idle();
             timed("IDLE", handle.init()).await?;
+            ctx.shared.imap_ok();
             super::watchdog::expect(IDLE_TIMEOUT);
             let woken = {
                 let (wait, _stop) = handle.wait_with_timeout(IDLE_TIMEOUT);
@@ -282,6 +306,7 @@ async fn session(ctx: &mut Ctx<'_>) -> anyhow::Result<End> {
                 }
             };
             session = timed("IDLE DONE", handle.done()).await?;
+            ctx.shared.imap_ok();
             woken
         } else {
             let wait = Duration::from_secs(cfg.imap.poll_interval);
@@ -296,6 +321,7 @@ async fn session(ctx: &mut Ctx<'_>) -> anyhow::Result<End> {
             };
             if matches!(woken, Woken::Mail) {
                 timed("NOOP", session.noop()).await?;
+                ctx.shared.imap_ok();
             }
             woken
         };

@@ -10,6 +10,8 @@
 //! and SIGHUP reloads the config and templates.
 
 pub mod intake;
+pub mod liveness;
+pub mod metrics;
 pub mod oauth;
 pub mod outbox;
 pub mod scheduler;
@@ -110,6 +112,8 @@ pub async fn run(config: Config, options: Options, token: CancellationToken) -> 
         tokens.clone(),
     )?;
     let shared = Arc::new(intake::IntakeShared::default());
+    let metrics_task = metrics::start(&desk.config, &path, shared.clone(), token.clone()).await?;
+    let liveness = liveness::start(&path, shared.clone(), token.clone())?;
     let progress = Arc::new(watchdog::Progress::new(START_GRACE));
     let (desk_tx, desks) = watch::channel(desk);
     let intake_task = tokio::spawn(watchdog::as_loop(
@@ -193,6 +197,10 @@ pub async fn run(config: Config, options: Options, token: CancellationToken) -> 
             abort.abort();
         }
     }
+    if let Some(task) = metrics_task {
+        task.abort();
+    }
+    liveness.stopped().await;
     tracing::info!("redress stopped");
     Ok(())
 }
@@ -200,23 +208,8 @@ pub async fn run(config: Config, options: Options, token: CancellationToken) -> 
 /// `STATUS=`: what the daemon watches and how the work stands, in words.
 fn status_line(store: &mut Store, desk: &Desk) -> String {
     let mailbox = &desk.config.mailbox.address;
-    match store.summary() {
-        Ok(s) => {
-            let mut line = format!(
-                "watching {mailbox}; {} open case{}; {}",
-                s.open_cases,
-                if s.open_cases == 1 { "" } else { "s" },
-                match s.outbox_pending {
-                    0 => "outbox empty".to_string(),
-                    n => format!("{n} letter{} waiting to go", if n == 1 { "" } else { "s" }),
-                }
-            );
-            if let Some(at) = s.last_mail_at {
-                let local = at.with_timezone(&desk.calendar.spec().time_zone);
-                line.push_str(&format!("; last mail {}", local.format("%d %b %H:%M")));
-            }
-            line
-        }
+    match store.health_at(crate::clock::now()) {
+        Ok(h) => h.summary_line(mailbox, desk.calendar.spec().time_zone),
         Err(e) => format!("watching {mailbox}; store unreadable: {e:#}"),
     }
 }
@@ -240,6 +233,9 @@ fn reload_on_sighup(
                     options.log.set_level(&desk.config.log.level);
                     if desk.config.log.format != current.config.log.format {
                         tracing::warn!("log.format changes at the next start");
+                    }
+                    if desk.config.metrics.listen != current.config.metrics.listen {
+                        tracing::warn!("metrics.listen changes at the next start");
                     }
                     let imap = if same_imap(&current.config, &desk.config) {
                         "IMAP unchanged, connection kept"

@@ -7,6 +7,7 @@ pub mod intake;
 pub mod ladder;
 pub mod letters;
 pub mod oauth;
+pub mod ops;
 pub mod staff;
 
 use crate::adapters::db::Store;

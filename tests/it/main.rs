@@ -10,6 +10,7 @@ mod intake;
 mod ladder;
 mod mail;
 mod oauth;
+mod ops;
 mod purity;
 mod service;
 mod support;

@@ -85,7 +85,7 @@ impl Progress {
         let now = self.millis(now);
         Loop::ALL
             .into_iter()
-            .filter(|l| self.slot(*l).load(Ordering::SeqCst) < now)
+            .filter(|l| self.slot(*l).load(Ordering::SeqCst) <= now)
             .collect()
     }
 }

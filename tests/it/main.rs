@@ -12,3 +12,4 @@ mod mail;
 mod purity;
 mod support;
 mod text;
+mod unit_file;

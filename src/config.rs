@@ -456,7 +456,7 @@ impl OAuth2 {
         }
         match (&self.refresh_token, &self.refresh_token_file) {
             (Some(_), Some(_)) => p.push("key `oauth2.refresh_token`: set either refresh_token or refresh_token_file, not both".into()),
-            (None, None) => p.push("key `oauth2.refresh_token_file`: is missing (a file holding the refresh token, e.g. \"$CREDENTIALS_DIRECTORY/oauth2-refresh-token\")".into()),
+            (None, None) => p.push("key `oauth2.refresh_token_file`: is missing (a file holding the refresh token, e.g. \"$CREDENTIALS_DIRECTORY/redress.oauth2-refresh-token\")".into()),
             _ => {}
         }
         if self.retry_max == 0 {

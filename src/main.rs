@@ -8,6 +8,9 @@
 
 #![forbid(unsafe_code)]
 
+#[cfg(test)]
+mod man_pages;
+
 use anyhow::{bail, Context as _};
 use chrono::{Datelike, NaiveDate};
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -21,8 +24,25 @@ use std::process::ExitCode;
 
 const DEFAULT_CONFIG: &str = "/etc/redress/config.toml";
 
+/// The end of `--help` and of the man page (dist/man/, rendered from these
+/// definitions by a test in src/man_pages.rs).
+const AFTER_LONG_HELP: &str = "\
+Files: the config is /etc/redress/config.toml (`redress check` validates it). \
+Under systemd (redress.service) the store is in /var/lib/redress/, and \
+`systemctl reload redress` rereads the config and the templates. The built-in \
+letters are in /usr/share/redress/templates/: copy one into the config's \
+[templates] dir to change its wording.
+
+The README (/usr/share/doc/redress/README.md) tells the whole story: the \
+procedure, the commands staff write in replies, and running redress under systemd.";
+
 #[derive(Parser)]
-#[command(name = "redress", version, about = "A complaints desk run by email")]
+#[command(
+    name = "redress",
+    version,
+    about = "A complaints desk run by email",
+    after_long_help = AFTER_LONG_HELP
+)]
 struct Cli {
     /// Log format on stderr: auto (journal under systemd, else human),
     /// human, json or journal; default: the config's `log.format`.

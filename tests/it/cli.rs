@@ -362,14 +362,19 @@ fn check_names_the_file_and_every_bad_key() {
 #[test]
 fn password_files_and_credentials_directory() {
     let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::write(dir.path().join("imap-password"), "s3cret-from-file\n").expect("write");
+    std::fs::write(
+        dir.path().join("redress.imap-password"),
+        "s3cret-from-file\n",
+    )
+    .expect("write");
     let good = repo().join("config.example.toml");
     let good = good.to_str().expect("path");
     let creds = dir.path().to_str().expect("path");
     let text = example_config().replace(
-        "password = \"change-me\"\n# password_file = \"$CREDENTIALS_DIRECTORY/imap-password\"",
-        "password_file = \"$CREDENTIALS_DIRECTORY/imap-password\"",
+        "password = \"change-me\"\n# password_file = \"$CREDENTIALS_DIRECTORY/redress.imap-password\"",
+        "password_file = \"$CREDENTIALS_DIRECTORY/redress.imap-password\"",
     );
+    assert_ne!(text, example_config(), "the example's password lines moved");
     let cfg = dir.path().join("c.toml");
     std::fs::write(&cfg, text).expect("write");
     let out = redress(

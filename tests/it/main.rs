@@ -15,3 +15,4 @@ mod purity;
 mod service;
 mod support;
 mod text;
+mod unit_file;

@@ -10,7 +10,8 @@
 //! The level comes from `RUST_LOG` when set, else from `log.level`, and is
 //! reloaded with the config. Whatever the level, the IMAP and TLS crates
 //! stay at `info`: their debug output carries protocol lines, and a LOGIN
-//! line holds a password.
+//! line holds a password. So does the HTTP client's (ureq's trace output
+//! dumps the token endpoint's answer, access token included).
 
 use std::fmt;
 use std::io::IsTerminal as _;
@@ -21,7 +22,8 @@ use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::{prelude::*, reload, EnvFilter, Registry};
 
 /// Crates whose debug output could carry a secret: never below `info`.
-const CAPPED: &str = "async_imap=info,imap_proto=info,rustls=info,tokio_rustls=info,lettre=info";
+const CAPPED: &str = "async_imap=info,imap_proto=info,rustls=info,tokio_rustls=info,lettre=info,\
+                      ureq=info,ureq_proto=info,httparse=info";
 
 /// How log lines look.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -254,6 +256,7 @@ mod tests {
     fn the_imap_crates_stay_at_info_whatever_the_level() {
         let f = filter("trace").to_string();
         assert!(f.contains("async_imap=info"), "{f}");
+        assert!(f.contains("ureq_proto=info"), "{f}");
         assert!(f.contains("trace"), "{f}");
     }
 }

@@ -270,7 +270,7 @@ fn run(path: &Path, format: Option<LogFormat>) -> anyhow::Result<ExitCode> {
     };
     let log = redress::logging::init(format, &config.log.level);
     let rt = tokio::runtime::Runtime::new().context("Starting the async runtime")?;
-    rt.block_on(async {
+    let result = rt.block_on(async {
         let token = tokio_util::sync::CancellationToken::new();
         redress::runtime::cancel_on_signals(token.clone())?;
         let options = redress::runtime::Options {
@@ -278,7 +278,11 @@ fn run(path: &Path, format: Option<LogFormat>) -> anyhow::Result<ExitCode> {
             log,
         };
         redress::runtime::run(config, options, token).await
-    })?;
+    });
+    // Blocking work still running (a token request, a WAL checkpoint) gets
+    // a few seconds, so the stop stays within the unit's TimeoutStopSec=.
+    rt.shutdown_timeout(std::time::Duration::from_secs(5));
+    result?;
     Ok(ExitCode::SUCCESS)
 }
 

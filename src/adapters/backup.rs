@@ -183,6 +183,16 @@ pub fn backup(store: &Path, dest: &Path, force: bool) -> anyhow::Result<BackupRe
     remove_temp(&temp);
     let result = (|| -> anyhow::Result<StoreFacts> {
         {
+            // Created for the owner only before a byte of the store is in it.
+            {
+                use std::os::unix::fs::OpenOptionsExt as _;
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .open(&temp)
+                    .with_context(|| format!("Creating {}", temp.display()))?;
+            }
             let mut dst =
                 Connection::open(&temp).with_context(|| format!("Creating {}", temp.display()))?;
             copy_snapshot(&src, &mut dst)?;
@@ -314,10 +324,15 @@ pub fn restore(store: &Path, from: &Path, now: DateTime<Utc>) -> anyhow::Result<
     if let Err(e) = copied {
         remove_temp(&temp);
         // Put the old store back where it was.
-        for (i, suffix) in ["", "-wal", "-shm"].iter().enumerate() {
-            if let Some(aside) = moved_aside.get(i) {
-                let _ = std::fs::rename(aside, with_suffix(store, suffix));
-            }
+        // Each file aside goes back under its own name (a -shm without a
+        // -wal must not come back as the -wal).
+        for aside in &moved_aside {
+            let name = aside.to_string_lossy();
+            let suffix = ["-wal", "-shm"]
+                .into_iter()
+                .find(|s| name.ends_with(s))
+                .unwrap_or("");
+            let _ = std::fs::rename(aside, with_suffix(store, suffix));
         }
         return Err(e);
     }

@@ -199,8 +199,9 @@ async fn session(ctx: &mut Ctx<'_>) -> anyhow::Result<End> {
     let mut reloadable = true;
     let cfg = desk.config.clone();
     let folder = cfg.imap.folder.as_str();
-    // Connect, TLS, greeting and login are each bounded.
-    super::watchdog::expect(imap::STEP_TIMEOUT * 4);
+    // Connect, greeting, STARTTLS, TLS and login are each bounded, and so
+    // is getting an OAuth2 token (twice when the first is refused).
+    super::watchdog::expect(imap::STEP_TIMEOUT * 9);
     let mut session = tokio::select! {
         s = imap::connect_with(&cfg.imap, cfg.imap_port(), ctx.tokens) => s?,
         _ = token.cancelled() => return Ok(End::Cancelled),
@@ -286,7 +287,7 @@ async fn session(ctx: &mut Ctx<'_>) -> anyhow::Result<End> {
             }
         }
         if token.is_cancelled() {
-            session.logout().await.ok();
+            logout(&mut session).await;
             return Ok(End::Cancelled);
         }
         let woken = if idle {
@@ -328,13 +329,13 @@ async fn session(ctx: &mut Ctx<'_>) -> anyhow::Result<End> {
         match woken {
             Woken::Mail => {}
             Woken::Cancelled => {
-                session.logout().await.ok();
+                logout(&mut session).await;
                 return Ok(End::Cancelled);
             }
             Woken::Reloaded => {
                 let newest = ctx.desks.borrow_and_update().clone();
                 if !super::same_imap(&desk.config, &newest.config) {
-                    session.logout().await.ok();
+                    logout(&mut session).await;
                     return Ok(End::Reconnect);
                 }
                 // Same mailbox: the connection stays; mail is handled with
@@ -343,6 +344,12 @@ async fn session(ctx: &mut Ctx<'_>) -> anyhow::Result<End> {
             }
         }
     }
+}
+
+/// Says goodbye to the server, but never waits long for it: a stop must
+/// not hang on a half-open connection.
+async fn logout(session: &mut Session) {
+    let _ = tokio::time::timeout(imap::STEP_TIMEOUT / 6, session.logout()).await;
 }
 
 /// How processed mail is marked.

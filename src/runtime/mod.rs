@@ -160,10 +160,12 @@ pub async fn run(config: Config, options: Options, token: CancellationToken) -> 
         ),
     ));
     let mut status_store = Store::open(&path)?;
+    // SIGHUP's default is to end the process: handled before systemd may
+    // send one (after READY=1).
+    let reloads = reload_on_sighup(options, desk_tx, Store::open(&path)?, tokens_for_reload)?;
     watchdog::notify(&[sd_notify::NotifyState::Ready]);
     watchdog::status(&status_line(&mut status_store, &desks.borrow()));
     tokio::spawn(watchdog::run(progress, token.clone()));
-    let reloads = reload_on_sighup(options, desk_tx, Store::open(&path)?, tokens_for_reload)?;
     let mut refresh = tokio::time::interval(STATUS_EVERY);
     let mut watching = desks.clone();
     let mut reloadable = true;
@@ -291,6 +293,12 @@ fn reload(
     // New SMTP settings that cannot make a transport (a bad CA file) are
     // refused here, not found out by the outbox.
     crate::adapters::smtp::Sender::new(&config.smtp, config.smtp_port(), tokens)?;
+    // Likewise a new IMAP CA file that cannot be read: refused now, not
+    // found out after logging out of a working connection.
+    if config.imap.tls != crate::config::TlsMode::None {
+        crate::adapters::tls::client_config(config.imap.ca_file.as_deref())
+            .context("imap.ca_file")?;
+    }
     Desk::new(config, store)
 }
 

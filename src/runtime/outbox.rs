@@ -47,15 +47,20 @@ fn retry_delay(attempts: u32) -> chrono::Duration {
     chrono::Duration::seconds((30i64 << attempts.min(7)).min(3600))
 }
 
-/// Sends every row due at `now`.
+/// Sends every row due at `now`; a stop asked for (`stop`) ends the tick
+/// between two letters, never in the middle of one.
 pub async fn tick(
     store: &mut Store,
     desk: &Desk,
     transport: &Transport,
     now: DateTime<Utc>,
+    stop: &CancellationToken,
 ) -> anyhow::Result<TickReport> {
     let mut report = TickReport::default();
     for row in store.due_outbox(now, BATCH)? {
+        if stop.is_cancelled() {
+            break;
+        }
         store.outbox_attempt(row.id)?;
         // lettre's own timeout bounds each SMTP command.
         super::watchdog::expect(SEND_BOUND);
@@ -190,9 +195,12 @@ pub async fn run(
         }
         let now = crate::clock::now();
         let mut pause = None;
-        // With XOAUTH2 the transport follows the access token.
+        // With XOAUTH2 the transport follows the access token: getting one
+        // may wait for another refresh and then make its own (each bounded
+        // by the HTTP client's timeout).
+        super::watchdog::expect(Duration::from_secs(120));
         let ticked = match sender.transport().await {
-            Ok(transport) => tick(&mut store, &desk, transport, now).await,
+            Ok(transport) => tick(&mut store, &desk, transport, now, &token).await,
             Err(error) => Ok(TickReport {
                 unreachable: Some(error),
                 ..TickReport::default()

@@ -7,8 +7,11 @@
 //! connection, so a busy store (a backlog being committed) delays a
 //! heartbeat, never a loop of the daemon. A heartbeat that finds the record
 //! taken by another process (a second daemon on the same store) is logged.
+//! While a loop is wedged (it broke its watchdog promise) no heartbeat is
+//! written, so `redress status` reports the daemon as unresponsive.
 
 use super::intake::IntakeShared;
+use super::watchdog::Progress;
 use crate::adapters::db::Store;
 use crate::adapters::health::{self, ThisHost};
 use crate::core::liveness::HEARTBEAT_INTERVAL;
@@ -34,13 +37,14 @@ pub struct Liveness {
 pub fn start(
     path: &Path,
     shared: Arc<IntakeShared>,
+    progress: Arc<Progress>,
     token: CancellationToken,
 ) -> anyhow::Result<Liveness> {
     let store = Store::open(path)?;
     let pid = std::process::id();
     health::register_daemon(store.conn(), pid, &ThisHost::read(), crate::clock::now())?;
     let store = Arc::new(Mutex::new(store));
-    let task = tokio::spawn(beat(store.clone(), pid, shared, token));
+    let task = tokio::spawn(beat(store.clone(), pid, shared, progress, token));
     Ok(Liveness { store, pid, task })
 }
 
@@ -68,6 +72,7 @@ async fn beat(
     store: Arc<Mutex<Store>>,
     pid: u32,
     shared: Arc<IntakeShared>,
+    progress: Arc<Progress>,
     token: CancellationToken,
 ) {
     let mut last_beat = tokio::time::Instant::now();
@@ -82,6 +87,12 @@ async fn beat(
         let contact = shared.last_imap_contact();
         let first_contact = recorded_contact.is_none() && contact.is_some();
         if !first_contact && last_beat.elapsed() < HEARTBEAT_INTERVAL {
+            continue;
+        }
+        // A wedged loop (see `watchdog`) stops the heartbeat too, so
+        // `redress status` says the daemon is unresponsive, as systemd's
+        // watchdog would.
+        if !progress.wedged_at(std::time::Instant::now()).is_empty() {
             continue;
         }
         last_beat = tokio::time::Instant::now();

@@ -113,8 +113,8 @@ pub async fn run(config: Config, options: Options, token: CancellationToken) -> 
     )?;
     let shared = Arc::new(intake::IntakeShared::default());
     let metrics_task = metrics::start(&desk.config, &path, shared.clone(), token.clone()).await?;
-    let liveness = liveness::start(&path, shared.clone(), token.clone())?;
     let progress = Arc::new(watchdog::Progress::new(START_GRACE));
+    let liveness = liveness::start(&path, shared.clone(), progress.clone(), token.clone())?;
     let (desk_tx, desks) = watch::channel(desk);
     let intake_task = tokio::spawn(watchdog::as_loop(
         progress.clone(),

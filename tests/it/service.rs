@@ -134,6 +134,35 @@ fn systemd_hears_ready_status_watchdog_and_stopping_and_a_stall_silences_the_wat
         stack.mailbox("bob@example.net").is_empty(),
         "the stalled outbox sent a letter"
     );
+    // `redress status` follows: the heartbeat stops with the wedged loop,
+    // and once it is stale (45 s) the daemon is "unresponsive", exit 4.
+    let config = crate::support::repo().join("config.example.toml");
+    let store_env = store.display().to_string();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let out = crate::support::redress(
+            &[
+                "status",
+                "--config",
+                config.to_str().unwrap(),
+                "--format",
+                "json",
+            ],
+            &[("REDRESS_STORE_PATH", store_env.as_str())],
+        );
+        let json: serde_json::Value =
+            serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
+        if json["daemon"]["state"] == "unresponsive" {
+            assert_eq!(out.status.code(), Some(4), "{json}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "status never said unresponsive: {json} {}",
+            crate::support::stderr(&out)
+        );
+        std::thread::sleep(Duration::from_secs(1));
+    }
 
     // SIGTERM: STOPPING=1, then a clean exit.
     let log_path = daemon.log.clone();

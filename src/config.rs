@@ -1431,6 +1431,36 @@ impl Config {
     /// Who is told of a new case (or a case starting a new stage) in
     /// `department`: the Quality Coordinator and the department head
     /// (once, when they are the same person): (name, address).
+    /// Why a reload from `self` to `new` cannot be applied while running
+    /// (the keys that take a restart), or None.
+    pub fn restart_needed_for(&self, new: &Config) -> Option<String> {
+        if self.oauth2 != new.oauth2
+            || self.imap.auth != new.imap.auth
+            || self.smtp.auth != new.smtp.auth
+        {
+            return Some(
+                "keys `oauth2`, `imap.auth` or `smtp.auth` changed: how redress logs in changes at the next restart"
+                    .into(),
+            );
+        }
+        if self.store.path != new.store.path {
+            return Some(format!(
+                "key `store.path` changed ({} -> {}): moving the store needs a restart",
+                self.store.path.display(),
+                new.store.path.display()
+            ));
+        }
+        None
+    }
+
+    /// Whether an IMAP connection made with `self` can go on serving
+    /// `other` (on reload): same server, login, folder and marking.
+    pub fn same_mailbox_as(&self, other: &Config) -> bool {
+        self.imap == other.imap
+            && self.intake.mark == other.intake.mark
+            && self.intake.done_folder == other.intake.done_folder
+    }
+
     pub fn new_case_recipients(&self, department: &str) -> Vec<(&str, &str)> {
         let qc = &self.staff.quality_coordinator;
         let mut to = vec![(qc.name.as_str(), qc.address.as_str())];
@@ -1523,6 +1553,36 @@ mod tests {
             p[0].contains("imap.prot") && p[0].contains("unknown field"),
             "{p:?}"
         );
+    }
+
+    #[test]
+    fn a_reload_keeps_the_mailbox_only_when_its_settings_are_the_same() {
+        let a = parse_str(EXAMPLE, "t", &[]).expect("example");
+        let b = parse_str(
+            &EXAMPLE.replace("level = \"info\"", "level = \"debug\""),
+            "t",
+            &[],
+        )
+        .expect("log level changed");
+        assert!(a.same_mailbox_as(&b));
+        let c = parse_str(EXAMPLE, "t", &env(&[("REDRESS_IMAP_PASSWORD", "another")])).expect("pw");
+        assert!(!a.same_mailbox_as(&c), "a new password must log in again");
+        let d = parse_str(EXAMPLE, "t", &env(&[("REDRESS_INTAKE_MARK", "move")])).expect("mark");
+        assert!(!a.same_mailbox_as(&d));
+        assert_eq!(
+            a.restart_needed_for(&c),
+            None,
+            "a new password is applied by reconnecting"
+        );
+        let e = parse_str(
+            EXAMPLE,
+            "t",
+            &env(&[("REDRESS_STORE_PATH", "/elsewhere.sqlite")]),
+        )
+        .expect("store");
+        assert!(a
+            .restart_needed_for(&e)
+            .is_some_and(|w| w.contains("store.path")));
     }
 
     #[test]

@@ -403,34 +403,14 @@ fn aside_name(store: &Path, now: DateTime<Utc>) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::adapters::db::{self, NewCase};
+    use crate::adapters::db;
 
     fn utc(s: &str) -> DateTime<Utc> {
         s.parse().expect("instant")
     }
 
     fn add_case(store: &mut Store, email: &str) -> String {
-        let now = utc("2026-11-23T10:00:00Z");
-        let tx = store.transaction().expect("tx");
-        let (_, r) = db::insert_case(
-            &tx,
-            &NewCase {
-                prefix: "OPP",
-                stage: "informal",
-                complainant_name: "",
-                complainant_email: email,
-                complainant_phone: "",
-                reply_address: email,
-                subject: "s",
-                department: "",
-                received_at: now,
-                target_date: None,
-            },
-            now,
-        )
-        .expect("case");
-        tx.commit().expect("commit");
-        r.as_str().to_string()
+        db::test_case(store, email, "informal", utc("2026-11-23T10:00:00Z")).1
     }
 
     #[test]

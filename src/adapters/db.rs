@@ -1135,6 +1135,36 @@ pub struct CaseDetail {
     pub events: Vec<EventRecord>,
 }
 
+/// A bare case for other modules' unit tests: (id, reference).
+#[cfg(test)]
+pub(crate) fn test_case(
+    store: &mut Store,
+    email: &str,
+    stage: &str,
+    now: DateTime<Utc>,
+) -> (i64, String) {
+    let tx = store.transaction().expect("tx");
+    let (id, r) = insert_case(
+        &tx,
+        &NewCase {
+            prefix: "OPP",
+            stage,
+            complainant_name: "",
+            complainant_email: email,
+            complainant_phone: "",
+            reply_address: email,
+            subject: "s",
+            department: "",
+            received_at: now,
+            target_date: None,
+        },
+        now,
+    )
+    .expect("case");
+    tx.commit().expect("commit");
+    (id, r.as_str().to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -546,7 +546,7 @@ pub fn human_age(d: chrono::Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::adapters::db::{self, NewCase};
+    use crate::adapters::db;
 
     fn utc(s: &str) -> DateTime<Utc> {
         s.parse().expect("instant")
@@ -559,26 +559,7 @@ mod tests {
     }
 
     fn add_case(store: &mut Store, email: &str, stage: &str, now: DateTime<Utc>) -> i64 {
-        let tx = store.transaction().expect("tx");
-        let (id, _) = db::insert_case(
-            &tx,
-            &NewCase {
-                prefix: "OPP",
-                stage,
-                complainant_name: "",
-                complainant_email: email,
-                complainant_phone: "",
-                reply_address: email,
-                subject: "s",
-                department: "",
-                received_at: now,
-                target_date: None,
-            },
-            now,
-        )
-        .expect("case");
-        tx.commit().expect("commit");
-        id
+        db::test_case(store, email, stage, now).0
     }
 
     #[test]

@@ -334,7 +334,7 @@ async fn session(ctx: &mut Ctx<'_>) -> anyhow::Result<End> {
             }
             Woken::Reloaded => {
                 let newest = ctx.desks.borrow_and_update().clone();
-                if !super::same_imap(&desk.config, &newest.config) {
+                if !desk.config.same_mailbox_as(&newest.config) {
                     logout(&mut session).await;
                     return Ok(End::Reconnect);
                 }

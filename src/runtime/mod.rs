@@ -239,12 +239,12 @@ fn reload_on_sighup(
                     if desk.config.metrics.listen != current.config.metrics.listen {
                         tracing::warn!("metrics.listen changes at the next start");
                     }
-                    let imap = if same_imap(&current.config, &desk.config) {
+                    let imap = if current.config.same_mailbox_as(&desk.config) {
                         "IMAP unchanged, connection kept"
                     } else {
                         "IMAP settings changed, reconnecting"
                     };
-                    let smtp = if same_smtp(&current.config, &desk.config) {
+                    let smtp = if current.config.smtp == desk.config.smtp {
                         "SMTP unchanged"
                     } else {
                         "SMTP settings changed"
@@ -276,19 +276,8 @@ fn reload(
     tokens: Option<Arc<crate::adapters::oauth2::TokenSource>>,
 ) -> anyhow::Result<Desk> {
     let config = crate::config::load(path)?;
-    let (old, new) = (&current.config, &config);
-    if old.oauth2 != new.oauth2 || old.imap.auth != new.imap.auth || old.smtp.auth != new.smtp.auth
-    {
-        anyhow::bail!(
-            "keys `oauth2`, `imap.auth` or `smtp.auth` changed: how redress logs in changes at the next restart"
-        );
-    }
-    if config.store.path != current.config.store.path {
-        anyhow::bail!(
-            "key `store.path` changed ({} -> {}): moving the store needs a restart",
-            current.config.store.path.display(),
-            config.store.path.display()
-        );
+    if let Some(why) = current.config.restart_needed_for(&config) {
+        anyhow::bail!(why);
     }
     // New SMTP settings that cannot make a transport (a bad CA file) are
     // refused here, not found out by the outbox.
@@ -300,16 +289,4 @@ fn reload(
             .context("imap.ca_file")?;
     }
     Desk::new(config, store)
-}
-
-/// Whether the intake connection can stay as it is.
-pub fn same_imap(a: &Config, b: &Config) -> bool {
-    a.imap == b.imap
-        && a.intake.mark == b.intake.mark
-        && a.intake.done_folder == b.intake.done_folder
-}
-
-/// Whether the SMTP transport can stay as it is.
-pub fn same_smtp(a: &Config, b: &Config) -> bool {
-    a.smtp == b.smtp
 }

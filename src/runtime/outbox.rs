@@ -167,7 +167,7 @@ pub async fn run(
             break;
         }
         let newest = desks.borrow_and_update().clone();
-        if !super::same_smtp(&desk.config, &newest.config) {
+        if desk.config.smtp != newest.config.smtp {
             match smtp::Sender::new(
                 &newest.config.smtp,
                 newest.config.smtp_port(),

@@ -460,6 +460,33 @@ aGVsbG8gd29ybGQ=\n\
         assert!(m.body_text.contains("Hello there"), "{:?}", m.body_text);
     }
 
+    /// East Asian mail still often comes in legacy charsets: the body and
+    /// an encoded-word subject are decoded, not garbled.
+    #[test]
+    fn legacy_cjk_charsets_are_decoded() {
+        let cases: [(&str, &[u8], &str); 4] = [
+            (
+                "Shift_JIS",
+                b"\x8b\xea\x8f\xee\x82\xaa\x82\xa0\x82\xe8\x82\xdc\x82\xb7",
+                "苦情があります",
+            ),
+            ("GB2312", b"\xce\xd2\xd2\xaa\xcd\xb6\xcb\xdf", "我要投诉"),
+            ("EUC-KR", b"\xba\xd2\xb8\xb8", "불만"),
+            ("Big5", b"\xa9\xea\xab\xe8", "抱怨"),
+        ];
+        for (charset, body, text) in cases {
+            let mut raw = format!(
+                "From: a@example.net\r\nSubject: =?iso-2022-jp?B?GyRCNmw+cBsoQg==?=\r\nContent-Type: text/plain; charset={charset}\r\nContent-Transfer-Encoding: 8bit\r\n\r\n"
+            )
+            .into_bytes();
+            raw.extend_from_slice(body);
+            raw.extend_from_slice(b"\r\n");
+            let m = parse(&raw).expect("parses");
+            assert_eq!(m.body_text, text, "{charset}");
+            assert_eq!(m.subject, "苦情", "{charset}");
+        }
+    }
+
     #[test]
     fn alternative_parts_are_not_doubled_and_mixed_text_parts_are_joined() {
         let raw = "From: a@example.net\n\

@@ -46,7 +46,12 @@ impl Store {
             .with_context(|| format!("Opening the store {}", path.display()))?;
         conn.busy_timeout(Duration::from_secs(10))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        // FULL: a commit is on disk (the WAL synced) before it returns. Mail
+        // is flagged done on the server right after its commit, and a
+        // letter marked sent after its 250; with NORMAL a power cut could
+        // roll back commits the server or the complainant already saw: a
+        // complaint lost, or an acknowledgement sent twice.
+        conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         // Savepoint journals (one savepoint per mail in a batch) in memory,
         // not in a temporary file created and written for every mail.
@@ -1258,6 +1263,14 @@ mod tests {
             .pragma_query_value(None, "journal_mode", |r| r.get(0))
             .expect("mode");
         assert_eq!(mode, "wal");
+        let synchronous: i64 = store
+            .conn()
+            .pragma_query_value(None, "synchronous", |r| r.get(0))
+            .expect("synchronous");
+        assert_eq!(
+            synchronous, 2,
+            "FULL: every commit synced before it returns"
+        );
         store
             .conn()
             .pragma_update(None, "user_version", SCHEMA_VERSION + 1)

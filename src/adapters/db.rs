@@ -1024,6 +1024,39 @@ pub fn next_deadline_due(conn: &Connection) -> anyhow::Result<Option<DateTime<Ut
     Ok(due.and_then(|d| d.parse().ok()))
 }
 
+/// When the window to take case `case_id` to the next stage ends: the due
+/// time of its newest timer for it that was not cancelled (still running,
+/// or fired when it closed the case).
+pub fn window_end(conn: &Connection, case_id: i64) -> anyhow::Result<Option<DateTime<Utc>>> {
+    let due: Option<String> = conn
+        .prepare_cached(
+            "SELECT due_at FROM deadlines WHERE case_id = ?1 AND kind = 'next-stage-window'
+             AND cancelled_at IS NULL ORDER BY id DESC LIMIT 1",
+        )?
+        .query_row(params![case_id], |r| r.get(0))
+        .optional()?;
+    Ok(due.and_then(|d| d.parse().ok()))
+}
+
+/// Whether one of `ids` is the Message-ID of a letter of kind `kind` queued
+/// on case `case_id`.
+pub fn letter_among(
+    conn: &Connection,
+    case_id: i64,
+    ids: &[&str],
+    kind: &str,
+) -> anyhow::Result<bool> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT 1 FROM outbox WHERE message_id = ?1 AND case_id = ?2 AND kind = ?3",
+    )?;
+    for id in ids {
+        if stmt.exists(params![id, case_id, kind])? {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
 /// Marks a timer as done.
 pub fn fire_deadline(tx: &Transaction, id: i64, now: DateTime<Utc>) -> anyhow::Result<()> {
     tx.prepare_cached("UPDATE deadlines SET fired_at = ?2 WHERE id = ?1")?

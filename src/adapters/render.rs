@@ -107,6 +107,16 @@ const DEFAULTS: &[(&str, &str, Option<&str>)] = &[
         include_str!("../../templates/oauth2-refresh-failed.txt.hbs"),
         None,
     ),
+    (
+        "complainant-wrote",
+        include_str!("../../templates/complainant-wrote.txt.hbs"),
+        None,
+    ),
+    (
+        "feedback-request",
+        include_str!("../../templates/feedback-request.txt.hbs"),
+        None,
+    ),
 ];
 
 /// Text partials shared by letters: name (as in `{{> NAME}}`), embedded
@@ -392,7 +402,31 @@ pub fn sample(name: &str) -> Value {
             "received_date": "Monday 23 November 2026",
             "target_date": "Monday 21 December 2026",
             "body": SAMPLE_BODY,
+            "complainant_message": "",
             "commands_help": SAMPLE_COMMANDS_HELP,
+        }),
+        "complainant-wrote" => json!({
+            "recipient_name": "Priya Shah",
+            "complainant_name": complainant,
+            "complainant_email": "alice@example.net",
+            "subject": "My certificate has not arrived",
+            "department": "Training",
+            "stage": "informal",
+            "received_date": "Monday 23 November 2026",
+            "target_date": "Monday 21 December 2026",
+            "body": SAMPLE_BODY,
+            "complainant_message": "",
+            "message_date": "Thursday 3 December 2026 at 14:12",
+            "sender": "Alice Example <alice@example.net>",
+            "situation": "The case is open, with a target date of Monday 21 December 2026. To answer them, reply to this email with #reply on the first line and your answer below it.",
+            "message": "I have found the email from your office that promised the certificate by 9 November; I have attached it.",
+            "commands_help": SAMPLE_COMMANDS_HELP,
+        }),
+        "feedback-request" => json!({
+            "recipient_name": complainant,
+            "complainant_name": complainant,
+            "subject": "My certificate has not arrived",
+            "resolved_date": "Friday 18 December 2026",
         }),
         _ => json!({}),
     };
@@ -441,6 +475,10 @@ pub fn samples(name: &str) -> Vec<Value> {
         "response" => vec![json!({"target_date": ""})],
         "command-not-understood" => vec![json!({"reference": ""})],
         "staff-unauthenticated" => vec![json!({"case": "", "reference": ""})],
+        "assigned" => vec![json!({
+            "complainant_message": "I do not accept your response: the certificate was promised for 9 November in writing.",
+            "stage": "formal",
+        })],
         _ => vec![],
     };
     let mut all = vec![base.clone()];
@@ -589,6 +627,7 @@ mod tests {
         "escalation-3",
         "assigned",
         "command-not-understood",
+        "complainant-wrote",
     ];
     const COMPLAINANT_LETTERS: &[&str] = &[
         "acknowledgement",
@@ -597,12 +636,13 @@ mod tests {
         "extension",
         "resolution",
         "response",
+        "feedback-request",
     ];
 
     #[test]
     fn every_letter_renders_with_its_samples() {
         let t = Templates::load(None).expect("templates");
-        assert_eq!(Templates::names().count(), 17);
+        assert_eq!(Templates::names().count(), 19);
         for name in Templates::names() {
             let samples = samples(name);
             assert!(!samples.is_empty());

@@ -617,13 +617,96 @@ pub fn apply(
         Event::Close => {
             next.status = Status::Closed;
             next.hold = None;
-            effects.push(Effect::CancelDeadlines(all_deadline_kinds()));
+            // The window to take it further ending does not cancel the
+            // request for feedback on how the complaint was handled.
+            let mut cancel = all_deadline_kinds();
+            cancel.retain(|k| *k != DeadlineKind::Feedback);
+            effects.push(Effect::CancelDeadlines(cancel));
         }
     }
     Ok(Transition {
         case: next,
         effects,
     })
+}
+
+/// What a complainant's own mail on an existing case leads to (not a
+/// robot's, and not staff mail: see `service::staff`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FollowUp {
+    /// A reply to the written response within the window to take it
+    /// further, with a stage still to come: the case goes to that stage.
+    /// The resolution letter invites exactly this reply ("reply to this
+    /// email by ... and tell us why you remain dissatisfied").
+    TakeFurther,
+    /// The mail is added to the case and staff are told; nothing else
+    /// changes.
+    Tell(Situation),
+}
+
+/// Where a case stands when its complainant writes again, as staff are
+/// told it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Situation {
+    /// Still being looked into (more evidence, a question, a chase).
+    Open,
+    OnHold,
+    /// A reply to the request for feedback on how it was handled.
+    Feedback,
+    /// Withdrawn by the complainant.
+    Withdrawn,
+    /// Answered, and the window to take it to the next stage has ended.
+    TooLate,
+    /// Answered at the last stage: every stage of the procedure is done.
+    Exhausted,
+    /// From someone on the thread who is not the complainant: it cannot
+    /// take the case further.
+    NotComplainant,
+}
+
+/// Decides what mail from the complainant of `case` means.
+/// `window_ends`: when the live window to take it further ends (none when
+/// there is none); `received`: when the mail arrived (mail that arrived in
+/// time counts even when it is handled later); `answers_feedback`: the
+/// mail replies to our feedback request; `from_complainant`: it comes
+/// from the complainant's own address.
+pub fn follow_up(
+    case: &Case,
+    window_ends: Option<DateTime<Utc>>,
+    received: DateTime<Utc>,
+    answers_feedback: bool,
+    from_complainant: bool,
+    ctx: &Context,
+) -> FollowUp {
+    if answers_feedback {
+        return FollowUp::Tell(Situation::Feedback);
+    }
+    let has_next = ctx.procedure.next_stage(&case.stage).is_some()
+        && ctx
+            .procedure
+            .stage(&case.stage)
+            .is_some_and(|s| s.escalate_within.is_some());
+    match case.status {
+        Status::Open => FollowUp::Tell(Situation::Open),
+        Status::OnHold => FollowUp::Tell(Situation::OnHold),
+        Status::Resolved | Status::Closed => {
+            if case.outcome == Some(Outcome::Withdrawn) {
+                FollowUp::Tell(Situation::Withdrawn)
+            } else if !has_next {
+                FollowUp::Tell(Situation::Exhausted)
+            } else if case.status == Status::Resolved
+                && window_ends.is_some_and(|end| received <= end)
+            {
+                if from_complainant {
+                    FollowUp::TakeFurther
+                } else {
+                    FollowUp::Tell(Situation::NotComplainant)
+                }
+            } else {
+                FollowUp::Tell(Situation::TooLate)
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -887,6 +970,112 @@ mod tests {
                 Err(TransitionError::Closed(_))
             ));
         }
+    }
+
+    #[test]
+    fn closing_the_window_keeps_the_feedback_request() {
+        let (p, cal) = (seed_000(), WorkingCalendar::default());
+        let ctx = Context {
+            procedure: &p,
+            calendar: &cal,
+        };
+        let now = utc("2026-12-10T12:00:00Z");
+        let closed = apply(&opened(&p, &cal), &Event::Close, now, &ctx).expect("close");
+        let cancelled: Vec<DeadlineKind> = closed
+            .effects
+            .iter()
+            .flat_map(|e| match e {
+                Effect::CancelDeadlines(k) => k.clone(),
+                _ => vec![],
+            })
+            .collect();
+        assert!(cancelled.contains(&DeadlineKind::Target));
+        assert!(!cancelled.contains(&DeadlineKind::Feedback));
+    }
+
+    #[test]
+    fn complainant_mail_takes_a_case_further_only_in_the_window() {
+        let (p, cal) = (seed_000(), WorkingCalendar::default());
+        let ctx = Context {
+            procedure: &p,
+            calendar: &cal,
+        };
+        let case = opened(&p, &cal);
+        let now = utc("2026-12-10T12:00:00Z");
+        let end = Some(utc("2027-01-11T00:00:00Z"));
+        let up =
+            |c: &Case, end, received, feedback| follow_up(c, end, received, feedback, true, &ctx);
+        assert_eq!(up(&case, None, now, false), FollowUp::Tell(Situation::Open));
+        let held = apply(
+            &case,
+            &Event::Hold {
+                reason: "r".into(),
+                until: None,
+            },
+            now,
+            &ctx,
+        )
+        .expect("hold")
+        .case;
+        assert_eq!(
+            up(&held, None, now, false),
+            FollowUp::Tell(Situation::OnHold)
+        );
+        let resolve = |c: &Case, outcome| {
+            apply(c, &Event::Resolve { outcome }, now, &ctx)
+                .expect("resolve")
+                .case
+        };
+        let answered = resolve(&case, Outcome::NotUpheld);
+        // In the window: the next stage; a reply to the feedback request is
+        // feedback, in the window or not.
+        assert_eq!(up(&answered, end, now, false), FollowUp::TakeFurther);
+        // Somebody else on the thread cannot.
+        assert_eq!(
+            follow_up(&answered, end, now, false, false, &ctx),
+            FollowUp::Tell(Situation::NotComplainant)
+        );
+        assert_eq!(
+            up(&answered, end, now, true),
+            FollowUp::Tell(Situation::Feedback)
+        );
+        // Arrived after the window ended (or no window is running).
+        let late = utc("2027-01-11T00:00:01Z");
+        assert_eq!(
+            up(&answered, end, late, false),
+            FollowUp::Tell(Situation::TooLate)
+        );
+        assert_eq!(
+            up(&answered, None, now, false),
+            FollowUp::Tell(Situation::TooLate)
+        );
+        let closed = apply(&answered, &Event::Close, now, &ctx)
+            .expect("close")
+            .case;
+        assert_eq!(
+            up(&closed, end, now, false),
+            FollowUp::Tell(Situation::TooLate)
+        );
+        assert_eq!(
+            up(&resolve(&case, Outcome::Withdrawn), end, now, false),
+            FollowUp::Tell(Situation::Withdrawn)
+        );
+        // At the last stage (the appeal): nothing further to take it to.
+        let formal = apply(&answered, &Event::NextStage, now, &ctx)
+            .expect("formal")
+            .case;
+        let appeal = apply(
+            &resolve(&formal, Outcome::Upheld),
+            &Event::NextStage,
+            now,
+            &ctx,
+        )
+        .expect("appeal")
+        .case;
+        assert_eq!(
+            up(&resolve(&appeal, Outcome::NotUpheld), end, now, false),
+            FollowUp::Tell(Situation::Exhausted)
+        );
     }
 
     #[test]

@@ -716,7 +716,10 @@ fn log_outcome(uid: u32, outcome: &Processed) {
             tracing::info!(uid, case = %reference, acknowledged, "new case")
         }
         Processed::Joined { reference } => {
-            tracing::info!(uid, case = %reference, "mail added to case")
+            tracing::info!(uid, case = %reference, "mail added to case; staff told")
+        }
+        Processed::TakenFurther { reference, stage } => {
+            tracing::info!(uid, case = %reference, stage = %stage, "case taken to the next stage")
         }
         Processed::Robot {
             classification,

@@ -28,6 +28,9 @@ pub struct Details {
     pub response: String,
     /// The target date before the event (extension letters).
     pub previous_target: Option<NaiveDate>,
+    /// What the complainant wrote when their mail moved the case on (shown
+    /// to staff only).
+    pub complainant_message: String,
 }
 
 /// The times of one piece of work: when it happens (`at`; `redress tick
@@ -69,7 +72,17 @@ pub fn carry_out(
                 complainant_letter(tx, desk, &record, &t.case, letter, details, when)?;
             }
             Effect::NotifyStaff { rung: 0 } => {
-                for (name, address) in desk.config.new_case_recipients(&record.department) {
+                let mut to: Vec<(&str, &str)> = desk.config.new_case_recipients(&record.department);
+                // A stage the Managing Director answers (seed 000's appeal).
+                let md = &desk.config.staff.managing_director;
+                let md_answers = desk
+                    .procedure
+                    .stage(&t.case.stage)
+                    .is_some_and(|s| s.answered_by == Answerer::ManagingDirector);
+                if md_answers && !to.iter().any(|(_, a)| a.eq_ignore_ascii_case(&md.address)) {
+                    to.push((&md.name, &md.address));
+                }
+                for (name, address) in to {
                     staff_case_letter(
                         tx,
                         desk,
@@ -77,7 +90,10 @@ pub fn carry_out(
                         "assigned",
                         name,
                         address,
-                        json!({"assigned_by": format!("the {} stage of the procedure", t.case.stage)}),
+                        json!({
+                            "assigned_by": format!("the {} stage of the procedure", t.case.stage),
+                            "complainant_message": details.complainant_message,
+                        }),
                         when,
                     )?;
                 }
@@ -362,6 +378,7 @@ pub fn staff_case_letter(
         "received_date": received_text(desk, record),
         "target_date": date_text(record.target_date.as_deref().and_then(|d| d.parse().ok())),
         "body": body,
+        "complainant_message": "",
         "commands_help": commands_help(),
     });
     if let (Value::Object(map), Value::Object(more)) = (&mut data, extra) {

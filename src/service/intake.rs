@@ -42,6 +42,9 @@ pub enum Processed {
     },
     /// Added to an existing case.
     Joined { reference: String },
+    /// A reply to the written response, in time: the case went on to
+    /// `stage`.
+    TakenFurther { reference: String, stage: String },
     /// A robot's mail, recorded (on a case when it refers to one).
     Robot {
         classification: String,
@@ -669,7 +672,15 @@ fn decide_and_commit(
                     reference: Some(reference.clone()),
                 }
             } else {
-                Processed::Joined { reference }
+                // Never just filed: it takes the case further, or the
+                // people handling it are told.
+                let text = display_body(m);
+                match super::followup::complainant_wrote(
+                    tx, desk, case_id, m, &text, received, now,
+                )? {
+                    Some(stage) => Processed::TakenFurther { reference, stage },
+                    None => Processed::Joined { reference },
+                }
             };
             (Some(case_id), outcome)
         }

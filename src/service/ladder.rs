@@ -153,15 +153,22 @@ pub fn tick(
             }
             DueAction::Feedback => {
                 db::fire_deadline(&tx, due.id, at)?;
+                let asked = super::followup::request_feedback(&tx, desk, due.case_id, when)?;
                 db::append_event(
                     &tx,
                     Some(due.case_id),
                     at,
                     "redress",
                     "feedback-due",
-                    &json!({"reason": "the feedback request is due"}),
+                    &json!({"reason": if asked {
+                        "the complainant is asked for feedback on how the complaint was handled"
+                    } else {
+                        "no feedback request: the complaint was withdrawn"
+                    }}),
                 )?;
-                actions.push(note("note", "feedback request due".into(), at));
+                if !asked {
+                    actions.push(note("note", "no feedback request (withdrawn)".into(), at));
+                }
             }
         }
     }

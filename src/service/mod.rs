@@ -3,6 +3,7 @@
 //! SQLite transaction.
 
 pub mod casework;
+pub mod followup;
 pub mod intake;
 pub mod ladder;
 pub mod letters;

@@ -326,7 +326,9 @@ fn corpus_goes_through_the_whole_intake_pipeline() {
                 opened += 1;
             }
             // The test desk's staff addresses are not in the corpus.
-            Processed::Joined { .. } | Processed::Staff { .. } => joined += 1,
+            Processed::Joined { .. } | Processed::TakenFurther { .. } | Processed::Staff { .. } => {
+                joined += 1
+            }
             Processed::Robot { .. } => {
                 assert!(
                     !matches!(class, "human" | "?"),

@@ -1,0 +1,219 @@
+//! After the first mail: what a complainant's later mail on their case
+//! does, and the request for feedback once a case is answered. Inside the
+//! caller's transaction, like the rest of `service`.
+//!
+//! A complainant's mail is never just filed: either it takes the case to
+//! the next stage (a reply to the written response within the window the
+//! resolution letter gives), or the people handling the case get it by
+//! email, with what it means for the case.
+
+use super::casework::{self, staff_case_letter, Details, When};
+use super::letters::long_date;
+use super::Desk;
+use crate::adapters::db::{self, CaseRecord};
+use crate::core::case::{self, Context, Event, FollowUp, Outcome, Situation};
+use crate::core::message::Inbound;
+use crate::core::procedure::Answerer;
+use chrono::{DateTime, Utc};
+use rusqlite::Transaction;
+use serde_json::json;
+
+/// The template of the request for feedback (also its outbox kind).
+pub const FEEDBACK_REQUEST: &str = "feedback-request";
+
+/// Handles mail `m` from the complainant of case `case_id` (already
+/// recorded on it), with `text` its readable text without the quoted
+/// history. Returns the new stage when the mail took the case further.
+pub fn complainant_wrote(
+    tx: &Transaction,
+    desk: &Desk,
+    case_id: i64,
+    m: &Inbound,
+    text: &str,
+    received: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Option<String>> {
+    let current = db::load_case(tx, case_id)?;
+    let ctx = Context {
+        procedure: &desk.procedure,
+        calendar: &desk.calendar,
+    };
+    let answers_feedback = db::letter_among(tx, case_id, &m.referenced_ids(), FEEDBACK_REQUEST)?;
+    let window_end = db::window_end(tx, case_id)?;
+    let record = db::case_record(tx, case_id)?;
+    let from_complainant = [m.from_address(), m.reply_address()].iter().any(|a| {
+        a.eq_ignore_ascii_case(&record.complainant_email)
+            || a.eq_ignore_ascii_case(&record.reply_address)
+    });
+    let when = When::now(now);
+    let decision = case::follow_up(
+        &current,
+        window_end,
+        received,
+        answers_feedback,
+        from_complainant,
+        &ctx,
+    );
+    match decision {
+        FollowUp::TakeFurther => {
+            let t = case::apply(&current, &Event::NextStage, now, &ctx)?;
+            let stage = t.case.stage.0.clone();
+            db::append_event(
+                tx,
+                Some(case_id),
+                now,
+                m.from_address(),
+                "taken-further",
+                &json!({"message_id": m.message_id, "stage": stage}),
+            )?;
+            let details = Details {
+                complainant_message: text.to_string(),
+                ..Details::default()
+            };
+            casework::carry_out(tx, desk, case_id, &t, &details, when)?;
+            Ok(Some(stage))
+        }
+        FollowUp::Tell(situation) => {
+            let words = situation_text(desk, &record, situation, window_end);
+            let local = received.with_timezone(&desk.calendar.time_zone());
+            let message_date = format!(
+                "{} at {}",
+                long_date(local.date_naive()),
+                local.format("%H:%M")
+            );
+            let sender = match m.from.as_ref().map(|f| f.name.trim()) {
+                Some(name) if !name.is_empty() => format!("{name} <{}>", m.from_address()),
+                _ => m.from_address().to_string(),
+            };
+            for (name, address) in recipients(desk, &record, situation) {
+                staff_case_letter(
+                    tx,
+                    desk,
+                    &record,
+                    "complainant-wrote",
+                    &name,
+                    &address,
+                    json!({
+                        "sender": sender,
+                        "situation": words,
+                        "message": text,
+                        "message_date": message_date,
+                    }),
+                    when,
+                )?;
+            }
+            Ok(None)
+        }
+    }
+}
+
+/// Who hears of mail on a case: the Quality Coordinator and whoever
+/// answers the case's stage (its department head, or the Managing
+/// Director); the Managing Director too once every stage is done, as
+/// seed 002 has them write when a complainant tries to reopen the issue.
+fn recipients(desk: &Desk, record: &CaseRecord, situation: Situation) -> Vec<(String, String)> {
+    let staff = &desk.config.staff;
+    let person = |p: &crate::config::Person| (p.name.clone(), p.address.clone());
+    let mut to = vec![person(&staff.quality_coordinator)];
+    let answerer = desk
+        .procedure
+        .stage(&crate::core::procedure::StageName(record.stage.clone()))
+        .map(|s| s.answered_by)
+        .unwrap_or_default();
+    match answerer {
+        Answerer::DepartmentHead => {
+            if let Some(d) = desk.config.department(&record.department) {
+                to.push(person(&d.head));
+            }
+        }
+        Answerer::ManagingDirector => to.push(person(&staff.managing_director)),
+        Answerer::QualityCoordinator => {}
+    }
+    if situation == Situation::Exhausted {
+        to.push(person(&staff.managing_director));
+    }
+    let mut seen = Vec::new();
+    to.retain(|(_, address)| {
+        let key = address.to_ascii_lowercase();
+        let new = !seen.contains(&key);
+        seen.push(key);
+        new
+    });
+    to
+}
+
+/// What the mail means for the case, and what staff can do, in a sentence
+/// or two of the staff email.
+fn situation_text(
+    desk: &Desk,
+    record: &CaseRecord,
+    situation: Situation,
+    window_end: Option<DateTime<Utc>>,
+) -> String {
+    let target = record
+        .target_date
+        .as_deref()
+        .and_then(|d| d.parse().ok())
+        .map(long_date)
+        .unwrap_or_else(|| "not set".to_string());
+    let answer = "To answer them, reply to this email with #reply on the first line and your answer below it.";
+    match situation {
+        Situation::Open => format!(
+            "The case is open, at the {} stage, with a target date of {target}. {answer}",
+            record.stage
+        ),
+        Situation::OnHold => format!(
+            "The case is on hold ({}). {answer} To take it off hold, reply with #resume.",
+            record.hold_reason.as_deref().unwrap_or("no reason recorded")
+        ),
+        Situation::Feedback => "This is their reply to our request for feedback on how the complaint was handled; it does not reopen the case.".to_string(),
+        Situation::Withdrawn => format!(
+            "The complaint was withdrawn, so the case stays closed. If they want to raise the matter again, they can write to {} as a new complaint. {answer}",
+            desk.config.mailbox.address
+        ),
+        Situation::TooLate => {
+            let ended = window_end
+                .map(|t| long_date(desk.calendar.local_date(t)))
+                .unwrap_or_else(|| "before it arrived".to_string());
+            format!(
+                "We answered this complaint, and the time the procedure gives to take it to the next stage ended on {ended}, so the case has not moved on. {answer}"
+            )
+        }
+        Situation::NotComplainant => format!(
+            "It does not come from the complainant's address, so it cannot take the case to the next stage. The case is {}, at the {} stage.",
+            record.status, record.stage
+        ),
+        Situation::Exhausted => format!(
+            "Every stage of our complaints procedure has been completed for this case. If they are asking to reopen the same issue, the procedure is that the Managing Director writes to tell them that the matter is closed. {answer}"
+        ),
+    }
+}
+
+/// The feedback timer of case `case_id` fired: the complainant is asked
+/// how the complaint was handled (not after a withdrawal, and not when
+/// the case has moved on to another stage meanwhile).
+pub fn request_feedback(
+    tx: &Transaction,
+    desk: &Desk,
+    case_id: i64,
+    when: When,
+) -> anyhow::Result<bool> {
+    let current = db::load_case(tx, case_id)?;
+    if current.outcome == Some(Outcome::Withdrawn) {
+        return Ok(false);
+    }
+    let record = db::case_record(tx, case_id)?;
+    let resolved = current
+        .resolved_at
+        .map(|t| long_date(desk.calendar.local_date(t)))
+        .unwrap_or_default();
+    casework::to_complainant(
+        tx,
+        desk,
+        &record,
+        FEEDBACK_REQUEST,
+        json!({ "resolved_date": resolved }),
+        when,
+    )?;
+    Ok(true)
+}

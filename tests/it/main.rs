@@ -6,6 +6,7 @@
 mod cli;
 mod command;
 mod corpus;
+mod followup;
 mod intake;
 mod ladder;
 mod mail;

@@ -382,6 +382,30 @@ fn staff_extend_note_and_resolve_by_reply_and_forgeries_change_nothing() {
         flat(m).contains("#frobnicate")
     });
     assert_eq!(case(&store, &reference).status, "resolved");
+
+    // Carol answers the resolution letter from her mail client, within
+    // the month it gives: the case goes to the formal stage, she gets its
+    // acknowledgement, and QC gets the case with her reply.
+    let mid = header(&resolution, "Message-ID").expect("Message-ID");
+    let refs = header(&resolution, "References").unwrap_or("");
+    let subject = header(&resolution, "Subject").unwrap_or("");
+    let answer = format!(
+        "From: Carol <carol@example.net>\r\nTo: complaints@opp.example\r\nSubject: Re: {subject}\r\nMessage-ID: <carol-2@example.net>\r\nIn-Reply-To: {mid}\r\nReferences: {refs} {mid}\r\nDate: Mon, 23 Nov 2026 12:00:00 +0000\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nI am still unhappy: the feedback came after my resit.\r\n\r\nOn Mon, 23 Nov 2026, OP Performance Limited wrote:\r\n> Thank you for your patience\r\n"
+    );
+    stack.deliver(
+        "carol@example.net",
+        "complaints@opp.example",
+        answer.as_bytes(),
+    );
+    stack.wait_for("carol@example.net", 2, 30, |m| {
+        m.contains("We have received your complaint")
+    });
+    stack.wait_for("quality@opp.example", 1, 30, |m| {
+        let text = flat(m);
+        text.contains(&reference) && text.contains("I am still unhappy")
+    });
+    let c = case(&store, &reference);
+    assert_eq!((c.stage.as_str(), c.status.as_str()), ("formal", "open"));
     assert!(daemon.stop(), "clean stop");
 }
 

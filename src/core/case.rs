@@ -644,6 +644,21 @@ pub enum FollowUp {
     Tell(Situation),
 }
 
+/// The case moves to its next stage on the complainant's reply
+/// ([`FollowUp::TakeFurther`]); a case the window's timer closed before
+/// that reply was handled goes on as from its resolution.
+pub fn take_further(
+    case: &Case,
+    now: DateTime<Utc>,
+    ctx: &Context,
+) -> Result<Transition, TransitionError> {
+    let mut from = case.clone();
+    if from.status == Status::Closed {
+        from.status = Status::Resolved;
+    }
+    apply(&from, &Event::NextStage, now, ctx)
+}
+
 /// Where a case stands when its complainant writes again, as staff are
 /// told it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -694,9 +709,9 @@ pub fn follow_up(
                 FollowUp::Tell(Situation::Withdrawn)
             } else if !has_next {
                 FollowUp::Tell(Situation::Exhausted)
-            } else if case.status == Status::Resolved
-                && window_ends.is_some_and(|end| received <= end)
-            {
+            } else if window_ends.is_some_and(|end| received <= end) {
+                // Closed too: the timer may have closed the window before
+                // mail that arrived in time was handled (a daemon down).
                 if from_complainant {
                     FollowUp::TakeFurther
                 } else {
@@ -1049,11 +1064,18 @@ mod tests {
             up(&answered, None, now, false),
             FollowUp::Tell(Situation::TooLate)
         );
+        // Closed by the timer before mail that arrived in time was handled:
+        // it still counts, and the case can still go on.
         let closed = apply(&answered, &Event::Close, now, &ctx)
             .expect("close")
             .case;
+        assert_eq!(up(&closed, end, now, false), FollowUp::TakeFurther);
         assert_eq!(
-            up(&closed, end, now, false),
+            take_further(&closed, now, &ctx).map(|t| t.case.stage),
+            Ok(StageName("formal".into()))
+        );
+        assert_eq!(
+            up(&closed, end, late, false),
             FollowUp::Tell(Situation::TooLate)
         );
         assert_eq!(

@@ -11,7 +11,7 @@ use super::casework::{self, staff_case_letter, Details, When};
 use super::letters::long_date;
 use super::Desk;
 use crate::adapters::db::{self, CaseRecord};
-use crate::core::case::{self, Context, Event, FollowUp, Outcome, Situation};
+use crate::core::case::{self, Context, FollowUp, Outcome, Situation};
 use crate::core::message::Inbound;
 use crate::core::procedure::Answerer;
 use chrono::{DateTime, Utc};
@@ -56,7 +56,7 @@ pub fn complainant_wrote(
     );
     match decision {
         FollowUp::TakeFurther => {
-            let t = case::apply(&current, &Event::NextStage, now, &ctx)?;
+            let t = case::take_further(&current, now, &ctx)?;
             let stage = t.case.stage.0.clone();
             db::append_event(
                 tx,

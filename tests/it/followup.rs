@@ -83,10 +83,29 @@ fn reply(
     body: &str,
     at: &str,
 ) -> Processed {
+    reply_received(store, desk, from, n, parent, body, at, None)
+}
+
+/// [`reply`], handled at `at` but received by the server at `received`.
+#[allow(clippy::too_many_arguments)]
+fn reply_received(
+    store: &mut Store,
+    desk: &Desk,
+    from: &str,
+    n: u32,
+    parent: &str,
+    body: &str,
+    at: &str,
+    received: Option<&str>,
+) -> Processed {
+    let arrival = Arrival {
+        received: received.map(utc),
+        ..Arrival::default()
+    };
     let raw = format!(
         "From: Fay <{from}>\r\nTo: complaints@opp.example\r\nSubject: Re: Late certificate\r\nMessage-ID: <fay-reply-{n}@example.net>\r\nIn-Reply-To: <{parent}>\r\nReferences: <fay-1@example.net> <{parent}>\r\nDate: Mon, 23 Nov 2026 11:00:00 +0000\r\nContent-Type: text/plain\r\n\r\n{body}\r\n\r\nOn 23/11/2026 10:00, OP Performance Limited wrote:\r\n> Our letter to you\r\n"
     );
-    process(store, desk, raw.as_bytes(), &Arrival::default(), utc(at)).expect("reply")
+    process(store, desk, raw.as_bytes(), &arrival, utc(at)).expect("reply")
 }
 
 /// The Message-ID of the newest letter of `kind` to Fay.
@@ -326,6 +345,46 @@ fn a_reply_after_the_window_or_from_someone_else_does_not_move_the_case() {
         "{}",
         told[0].1
     );
+}
+
+/// The daemon was down when the window ended: on its return the timer
+/// closes the case before intake reaches Fay's reply, which arrived in
+/// time. It still takes the case further.
+#[test]
+fn a_reply_that_arrived_in_time_counts_even_after_the_timer_closed_the_case() {
+    let (_dir, mut store, desk) = desk("");
+    let reference = file(&mut store, &desk, "2026-11-23T10:00:00Z");
+    staff(
+        &mut store,
+        &desk,
+        &reference,
+        1,
+        "#resolve not-upheld\r\nThe handbook allows eight weeks.",
+        "2026-11-25T10:00:00Z",
+    );
+    let resolution = letter_id(&store, "resolution");
+    let now = utc("2026-11-25T10:00:00Z");
+    tick(&mut store, &desk, utc("2027-01-04T09:00:00Z"), now, false).expect("tick");
+    assert_eq!(
+        store.case(&reference).expect("q").expect("c").status,
+        "closed"
+    );
+    let p = reply_received(
+        &mut store,
+        &desk,
+        FAY,
+        1,
+        &resolution,
+        "I want to take this further.",
+        "2027-01-04T09:01:00Z",
+        Some("2026-12-22T16:00:00Z"),
+    );
+    assert!(
+        matches!(&p, Processed::TakenFurther { stage, .. } if stage == "formal"),
+        "{p:?}"
+    );
+    let c = store.case(&reference).expect("q").expect("case");
+    assert_eq!((c.stage.as_str(), c.status.as_str()), ("formal", "open"));
 }
 
 #[test]

@@ -13,7 +13,7 @@
 //! - Connection loss is retried forever with jittered exponential back-off;
 //!   one log line per state change, not per retry.
 
-use crate::adapters::db::{Source, Store};
+use crate::adapters::db::{self, Source, Store};
 use crate::adapters::imap::{self, Session};
 use crate::adapters::oauth2::TokenSource;
 use crate::service::intake::{self, Arrival, Incoming, Processed};
@@ -31,6 +31,10 @@ pub const IDLE_TIMEOUT: Duration = Duration::from_secs(25 * 60);
 pub const DONE_KEYWORD: &str = "$Redress-Done";
 /// Mails fetched per round trip while draining a backlog.
 const FETCH_BATCH: usize = 200;
+/// How long syncing the store may take before the loop counts as wedged.
+const SYNC_BOUND: Duration = Duration::from_secs(60);
+/// In a backlog, committed mail is synced and flagged this many at a time.
+const FLAG_EVERY: usize = 2000;
 /// The longest wait between reconnection attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
 
@@ -261,6 +265,7 @@ async fn session(ctx: &mut Ctx<'_>) -> anyhow::Result<End> {
             .into_iter()
             .collect();
         if !stale.is_empty() {
+            lock(store).sync()?;
             timed("marking processed mail", mark.apply(&mut session, &stale)).await?;
         }
     }
@@ -551,6 +556,8 @@ async fn drain_chunks(
     } = *w;
     let mut chunks = uids.chunks(FETCH_BATCH);
     let mut pending: Option<Processing> = None;
+    // Committed, not yet flagged on the server.
+    let mut unflagged: Vec<u32> = Vec::new();
     let mut stopped = false;
     loop {
         let fetched = match chunks.next().filter(|_| !stopped && !token.is_cancelled()) {
@@ -591,11 +598,17 @@ async fn drain_chunks(
             for (uid, processed) in done.iter().zip(&outcome.done) {
                 log_outcome(*uid, processed);
             }
+            unflagged.extend_from_slice(done);
             if !done.is_empty() {
                 shared.outbox.notify_one();
                 shared.timers.notify_one();
-                timed("marking processed mail", mark.apply(session, done)).await?;
-                last = done.iter().copied().fold(last, u32::max);
+            }
+            // Flagged a few thousand at a time in a backlog, at once
+            // otherwise (see `flag`).
+            let failed = outcome.error.is_some();
+            if unflagged.len() >= FLAG_EVERY || pending.is_none() || failed {
+                last = flag(&desk.config.store.path, session, mark, &unflagged, last).await?;
+                unflagged.clear();
             }
             if let Some(e) = outcome.error {
                 let uid = chunk_uids.get(done.len()).copied().unwrap_or_default();
@@ -609,6 +622,32 @@ async fn drain_chunks(
         }
     }
     Ok(last)
+}
+
+/// Flags `uids` (committed) done on the server; returns the new last UID.
+/// Their commits are made durable first: a power cut must not take back
+/// the case of a mail the server already has as done. The sync costs a
+/// backlog's drain more the more often it runs beside the deciding (the
+/// checkpoints and the WAL writes wait for it), so a backlog is flagged
+/// every [`FLAG_EVERY`] mails; mail committed and not yet flagged when
+/// the daemon stops is flagged by the next session's catch-up.
+async fn flag(
+    store_path: &std::path::Path,
+    session: &mut Session,
+    mark: &Mark,
+    uids: &[u32],
+    last: u32,
+) -> anyhow::Result<u32> {
+    if uids.is_empty() {
+        return Ok(last);
+    }
+    let path = store_path.to_path_buf();
+    super::watchdog::expect(SYNC_BOUND);
+    tokio::task::spawn_blocking(move || db::sync_wal(&path))
+        .await
+        .context("the store sync thread failed")??;
+    timed("marking processed mail", mark.apply(session, uids)).await?;
+    Ok(uids.iter().copied().fold(last, u32::max))
 }
 
 /// Fetches the bodies of `chunk`: the mails in UID order up to the first

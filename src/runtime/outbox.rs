@@ -57,7 +57,14 @@ pub async fn tick(
     stop: &CancellationToken,
 ) -> anyhow::Result<TickReport> {
     let mut report = TickReport::default();
-    for row in store.due_outbox(now, BATCH)? {
+    let due = store.due_outbox(now, BATCH)?;
+    if !due.is_empty() {
+        // What queued these rows (a new case, a staff command) is on disk
+        // before any of them goes: a power cut cannot take back a decision
+        // the complainant has already heard of.
+        store.sync()?;
+    }
+    for row in due {
         if stop.is_cancelled() {
             break;
         }
@@ -74,6 +81,8 @@ pub async fn tick(
         match outcome.clone() {
             SendOutcome::Sent => {
                 letters::mark_sent(store, desk, &row, now)?;
+                // Sent is on disk, so a power cut does not send it again.
+                store.sync()?;
                 report.sent += 1;
                 // Not the Message-ID: it carries the recipient's token.
                 tracing::info!(kind = %row.kind, to = %row.recipient, outbox = row.id, "sent");

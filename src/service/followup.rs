@@ -41,11 +41,13 @@ pub fn complainant_wrote(
     let answers_feedback = db::letter_among(tx, case_id, &m.referenced_ids(), FEEDBACK_REQUEST)?;
     let window_end = db::window_end(tx, case_id)?;
     let record = db::case_record(tx, case_id)?;
-    let from_complainant = [m.from_address(), m.reply_address()].iter().any(|a| {
-        a.eq_ignore_ascii_case(&record.complainant_email)
-            || a.eq_ignore_ascii_case(&record.reply_address)
-    });
+    let from = m.from_address();
+    let from_complainant = from.eq_ignore_ascii_case(&record.complainant_email)
+        || from.eq_ignore_ascii_case(&record.reply_address);
     let when = When::now(now);
+    // Staff see what came with it; the files stay with the case.
+    let text = with_attachment_list(text, m);
+    let text = text.as_str();
     let decision = case::follow_up(
         &current,
         window_end,
@@ -105,6 +107,29 @@ pub fn complainant_wrote(
             Ok(None)
         }
     }
+}
+
+/// `text`, and a line naming the mail's attachments, if any.
+fn with_attachment_list(text: &str, m: &Inbound) -> String {
+    if m.attachments.is_empty() {
+        return text.to_string();
+    }
+    let names: Vec<String> = m
+        .attachments
+        .iter()
+        .map(|a| {
+            let name = if a.filename.is_empty() {
+                "(no name)"
+            } else {
+                a.filename.as_str()
+            };
+            format!("{name} ({}, {} KB)", a.content_type, a.size.div_ceil(1024))
+        })
+        .collect();
+    format!(
+        "{text}\n\n[Attached, and kept with the case: {}]",
+        names.join("; ")
+    )
 }
 
 /// Who hears of mail on a case: the Quality Coordinator and whoever

@@ -347,6 +347,33 @@ fn a_reply_after_the_window_or_from_someone_else_does_not_move_the_case() {
     );
 }
 
+/// Evidence sent later: staff are told what came with it.
+#[test]
+fn staff_hear_which_files_came_with_a_later_mail() {
+    let (_dir, mut store, desk) = desk("");
+    let reference = file(&mut store, &desk, "2026-11-23T10:00:00Z");
+    let raw = format!(
+        "From: Fay <{FAY}>\r\nTo: complaints@opp.example\r\nSubject: Re: Late certificate [{reference}]\r\nMessage-ID: <fay-evidence@example.net>\r\nIn-Reply-To: <fay-1@example.net>\r\nDate: Tue, 24 Nov 2026 09:00:00 +0000\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nThe enrolment form is attached.\r\n--b\r\nContent-Type: application/pdf; name=\"enrolment.pdf\"\r\nContent-Disposition: attachment; filename=\"enrolment.pdf\"\r\nContent-Transfer-Encoding: base64\r\n\r\nJVBERi0xLjQK\r\n--b--\r\n"
+    );
+    let p = process(
+        &mut store,
+        &desk,
+        raw.as_bytes(),
+        &Arrival::default(),
+        utc("2026-11-24T09:00:00Z"),
+    )
+    .expect("process");
+    assert!(matches!(p, Processed::Joined { .. }), "{p:?}");
+    let told = letters(&store, "complainant-wrote", 0);
+    assert_eq!(recipients(&told), [QC, HEAD]);
+    let text = &told[0].1;
+    assert!(text.contains("The enrolment form is attached."), "{text}");
+    assert!(
+        text.contains("[Attached, and kept with the case: enrolment.pdf (application/pdf, 1 KB)]"),
+        "{text}"
+    );
+}
+
 /// The daemon was down when the window ended: on its return the timer
 /// closes the case before intake reaches Fay's reply, which arrived in
 /// time. It still takes the case further.

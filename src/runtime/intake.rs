@@ -35,6 +35,9 @@ const FETCH_BATCH: usize = 200;
 const SYNC_BOUND: Duration = Duration::from_secs(60);
 /// In a backlog, committed mail is synced and flagged this many at a time.
 const FLAG_EVERY: usize = 2000;
+/// The longest UID set in one STORE or MOVE, in bytes: well under the
+/// 8 KB command line servers are asked to take (RFC 7162 §4).
+const MARK_SET_MAX: usize = 4000;
 /// The longest wait between reconnection attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
 
@@ -265,7 +268,11 @@ async fn session(ctx: &mut Ctx<'_>) -> anyhow::Result<End> {
             .into_iter()
             .collect();
         if !stale.is_empty() {
-            lock(store).sync()?;
+            let path = cfg.store.path.clone();
+            super::watchdog::expect(SYNC_BOUND);
+            tokio::task::spawn_blocking(move || db::sync_wal(&path))
+                .await
+                .context("the store sync thread failed")??;
             timed("marking processed mail", mark.apply(&mut session, &stale)).await?;
         }
     }
@@ -384,28 +391,32 @@ impl Mark {
         }
     }
 
+    /// Marks `uids` (in any order), in as many commands as keep each
+    /// command line short ([`mark_sets`]).
     async fn apply(&self, session: &mut Session, uids: &[u32]) -> anyhow::Result<()> {
-        let set = uids
-            .iter()
-            .map(u32::to_string)
-            .collect::<Vec<_>>()
-            .join(",");
+        for set in mark_sets(uids) {
+            self.apply_set(session, &set).await?;
+        }
+        Ok(())
+    }
+
+    async fn apply_set(&self, session: &mut Session, set: &str) -> anyhow::Result<()> {
         match self {
             Mark::Keyword => {
                 let _: Vec<_> = session
-                    .uid_store(&set, format!("+FLAGS.SILENT ({DONE_KEYWORD} \\Seen)"))
+                    .uid_store(set, format!("+FLAGS.SILENT ({DONE_KEYWORD} \\Seen)"))
                     .await?
                     .try_collect()
                     .await?;
             }
             Mark::SeenOnly => {
                 let _: Vec<_> = session
-                    .uid_store(&set, "+FLAGS.SILENT (\\Seen)")
+                    .uid_store(set, "+FLAGS.SILENT (\\Seen)")
                     .await?
                     .try_collect()
                     .await?;
             }
-            Mark::Move(folder) => session.uid_mv(&set, folder).await?,
+            Mark::Move(folder) => session.uid_mv(set, folder).await?,
         }
         Ok(())
     }
@@ -699,6 +710,30 @@ async fn fetch_chunk(session: &mut Session, chunk: &[u32]) -> anyhow::Result<(Ve
 
 /// A UID set in IMAP syntax, runs of consecutive UIDs as ranges
 /// (`1:200,205`): `uids` is sorted.
+/// The UID sets of [`Mark::apply`]'s commands: ranges where UIDs run on,
+/// at most [`MARK_SET_MAX`] bytes each.
+fn mark_sets(uids: &[u32]) -> Vec<String> {
+    let mut uids = uids.to_vec();
+    uids.sort_unstable();
+    uids.dedup();
+    if uids.is_empty() {
+        return Vec::new();
+    }
+    let mut sets = Vec::new();
+    let mut set = String::new();
+    for range in uid_set(&uids).split(',') {
+        if !set.is_empty() && set.len() + 1 + range.len() > MARK_SET_MAX {
+            sets.push(std::mem::take(&mut set));
+        }
+        if !set.is_empty() {
+            set.push(',');
+        }
+        set.push_str(range);
+    }
+    sets.push(set);
+    sets
+}
+
 fn uid_set(uids: &[u32]) -> String {
     let mut set = String::new();
     let mut i = 0;
@@ -782,5 +817,32 @@ fn log_outcome(uid: u32, outcome: &Processed) {
         ),
         Processed::Duplicate => tracing::debug!(uid, "already processed"),
         Processed::Quarantined { reason } => tracing::warn!(uid, reason, "mail quarantined"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn marking_a_backlog_keeps_each_command_short() {
+        // Runs become ranges, in order, without repeats.
+        assert_eq!(mark_sets(&[5, 3, 4, 9, 4, 1]), ["1,3:5,9"]);
+        assert!(mark_sets(&[]).is_empty());
+        // A run of 10,000: one range.
+        let run: Vec<u32> = (1..=10_000).collect();
+        assert_eq!(mark_sets(&run), ["1:10000"]);
+        // 2000 UIDs none of which run on: several commands, each short,
+        // together every UID once.
+        let scattered: Vec<u32> = (0..2000).map(|i| 1_000_000 + 2 * i).collect();
+        let sets = mark_sets(&scattered);
+        assert!(sets.len() > 1);
+        assert!(sets.iter().all(|s| s.len() <= MARK_SET_MAX));
+        let listed: Vec<u32> = sets
+            .iter()
+            .flat_map(|s| s.split(','))
+            .map(|u| u.parse().expect("a UID"))
+            .collect();
+        assert_eq!(listed, scattered);
     }
 }

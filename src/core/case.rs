@@ -677,23 +677,39 @@ pub enum Situation {
     /// From someone on the thread who is not the complainant: it cannot
     /// take the case further.
     NotComplainant,
+    /// Answered, the window to take it further is open, and this mail is
+    /// not a reply to the response that takes it there.
+    WindowOpen,
 }
 
-/// Decides what mail from the complainant of `case` means.
-/// `window_ends`: when the live window to take it further ends (none when
-/// there is none); `received`: when the mail arrived (mail that arrived in
-/// time counts even when it is handled later); `answers_feedback`: the
-/// mail replies to our feedback request; `from_complainant`: it comes
-/// from the complainant's own address.
-pub fn follow_up(
-    case: &Case,
-    window_ends: Option<DateTime<Utc>>,
-    received: DateTime<Utc>,
-    answers_feedback: bool,
-    from_complainant: bool,
-    ctx: &Context,
-) -> FollowUp {
-    if answers_feedback {
+/// What is known of a later mail on a case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LaterMail {
+    /// When it arrived: mail that arrived in time counts even when it is
+    /// handled later.
+    pub received: DateTime<Utc>,
+    /// When the window to take the case further ends (its timer, running
+    /// or fired; none when there is none).
+    pub window_ends: Option<DateTime<Utc>>,
+    /// It replies to our resolution letter.
+    pub answers_resolution: bool,
+    /// It replies to our feedback request.
+    pub answers_feedback: bool,
+    /// Its From is the complainant's address.
+    pub from_complainant: bool,
+    /// It looks automatic, on weak evidence only (a subject phrase).
+    pub doubtful: bool,
+}
+
+/// Decides what a later mail on `case` means. Only a reply to the
+/// resolution letter, from the complainant, sent after it and received
+/// before the window ended, takes the case further by itself: anything
+/// else (a "thank you" that crossed with the response, a reply to the
+/// acknowledgement, a doubtful auto-reply) goes to staff, who can take it
+/// further with `#formal`.
+pub fn follow_up(case: &Case, mail: &LaterMail, ctx: &Context) -> FollowUp {
+    let answered = matches!(case.status, Status::Resolved | Status::Closed);
+    if mail.answers_feedback && answered {
         return FollowUp::Tell(Situation::Feedback);
     }
     let has_next = ctx.procedure.next_stage(&case.stage).is_some()
@@ -701,24 +717,27 @@ pub fn follow_up(
             .procedure
             .stage(&case.stage)
             .is_some_and(|s| s.escalate_within.is_some());
+    let tell = FollowUp::Tell;
     match case.status {
-        Status::Open => FollowUp::Tell(Situation::Open),
-        Status::OnHold => FollowUp::Tell(Situation::OnHold),
+        Status::Open => tell(Situation::Open),
+        Status::OnHold => tell(Situation::OnHold),
         Status::Resolved | Status::Closed => {
+            // Closed too: the timer may have closed the window before
+            // mail that arrived in time was handled (a daemon down).
+            let in_time = mail.window_ends.is_some_and(|end| mail.received <= end);
+            let after_response = case.resolved_at.is_none_or(|r| mail.received >= r);
             if case.outcome == Some(Outcome::Withdrawn) {
-                FollowUp::Tell(Situation::Withdrawn)
+                tell(Situation::Withdrawn)
             } else if !has_next {
-                FollowUp::Tell(Situation::Exhausted)
-            } else if window_ends.is_some_and(|end| received <= end) {
-                // Closed too: the timer may have closed the window before
-                // mail that arrived in time was handled (a daemon down).
-                if from_complainant {
-                    FollowUp::TakeFurther
-                } else {
-                    FollowUp::Tell(Situation::NotComplainant)
-                }
+                tell(Situation::Exhausted)
+            } else if !in_time {
+                tell(Situation::TooLate)
+            } else if !mail.from_complainant {
+                tell(Situation::NotComplainant)
+            } else if mail.answers_resolution && after_response && !mail.doubtful {
+                FollowUp::TakeFurther
             } else {
-                FollowUp::Tell(Situation::TooLate)
+                tell(Situation::WindowOpen)
             }
         }
     }
@@ -1017,10 +1036,20 @@ mod tests {
         };
         let case = opened(&p, &cal);
         let now = utc("2026-12-10T12:00:00Z");
+        let later = utc("2026-12-11T12:00:00Z");
         let end = Some(utc("2027-01-11T00:00:00Z"));
-        let up =
-            |c: &Case, end, received, feedback| follow_up(c, end, received, feedback, true, &ctx);
-        assert_eq!(up(&case, None, now, false), FollowUp::Tell(Situation::Open));
+        // A reply to the resolution letter from the complainant, in time.
+        let appeal = LaterMail {
+            received: later,
+            window_ends: end,
+            answers_resolution: true,
+            answers_feedback: false,
+            from_complainant: true,
+            doubtful: false,
+        };
+        let up = |c: &Case, mail: LaterMail| follow_up(c, &mail, &ctx);
+        let tell = FollowUp::Tell;
+        assert_eq!(up(&case, appeal), tell(Situation::Open));
         let held = apply(
             &case,
             &Event::Hold {
@@ -1032,71 +1061,88 @@ mod tests {
         )
         .expect("hold")
         .case;
-        assert_eq!(
-            up(&held, None, now, false),
-            FollowUp::Tell(Situation::OnHold)
-        );
+        assert_eq!(up(&held, appeal), tell(Situation::OnHold));
         let resolve = |c: &Case, outcome| {
             apply(c, &Event::Resolve { outcome }, now, &ctx)
                 .expect("resolve")
                 .case
         };
         let answered = resolve(&case, Outcome::NotUpheld);
-        // In the window: the next stage; a reply to the feedback request is
-        // feedback, in the window or not.
-        assert_eq!(up(&answered, end, now, false), FollowUp::TakeFurther);
-        // Somebody else on the thread cannot.
-        assert_eq!(
-            follow_up(&answered, end, now, false, false, &ctx),
-            FollowUp::Tell(Situation::NotComplainant)
-        );
-        assert_eq!(
-            up(&answered, end, now, true),
-            FollowUp::Tell(Situation::Feedback)
-        );
+        assert_eq!(up(&answered, appeal), FollowUp::TakeFurther);
+        // In the window, but not that reply: staff decide.
+        for not_it in [
+            // Somebody else on the thread.
+            LaterMail {
+                from_complainant: false,
+                ..appeal
+            },
+            // A reply to the acknowledgement, or a new mail.
+            LaterMail {
+                answers_resolution: false,
+                ..appeal
+            },
+            // Sent before the response (it crossed with it).
+            LaterMail {
+                received: utc("2026-12-10T11:00:00Z"),
+                ..appeal
+            },
+            // Looks automatic.
+            LaterMail {
+                doubtful: true,
+                ..appeal
+            },
+        ] {
+            assert!(
+                matches!(
+                    up(&answered, not_it),
+                    FollowUp::Tell(Situation::NotComplainant | Situation::WindowOpen)
+                ),
+                "{not_it:?}"
+            );
+        }
+        // A reply to the feedback request is feedback while the case is
+        // answered; on a case open again at a later stage it is just mail.
+        let feedback = LaterMail {
+            answers_feedback: true,
+            answers_resolution: false,
+            ..appeal
+        };
+        assert_eq!(up(&answered, feedback), tell(Situation::Feedback));
         // Arrived after the window ended (or no window is running).
-        let late = utc("2027-01-11T00:00:01Z");
-        assert_eq!(
-            up(&answered, end, late, false),
-            FollowUp::Tell(Situation::TooLate)
-        );
-        assert_eq!(
-            up(&answered, None, now, false),
-            FollowUp::Tell(Situation::TooLate)
-        );
+        let late = LaterMail {
+            received: utc("2027-01-11T00:00:01Z"),
+            ..appeal
+        };
+        assert_eq!(up(&answered, late), tell(Situation::TooLate));
+        let no_window = LaterMail {
+            window_ends: None,
+            ..appeal
+        };
+        assert_eq!(up(&answered, no_window), tell(Situation::TooLate));
         // Closed by the timer before mail that arrived in time was handled:
         // it still counts, and the case can still go on.
         let closed = apply(&answered, &Event::Close, now, &ctx)
             .expect("close")
             .case;
-        assert_eq!(up(&closed, end, now, false), FollowUp::TakeFurther);
+        assert_eq!(up(&closed, appeal), FollowUp::TakeFurther);
         assert_eq!(
-            take_further(&closed, now, &ctx).map(|t| t.case.stage),
+            take_further(&closed, later, &ctx).map(|t| t.case.stage),
             Ok(StageName("formal".into()))
         );
+        assert_eq!(up(&closed, late), tell(Situation::TooLate));
         assert_eq!(
-            up(&closed, end, late, false),
-            FollowUp::Tell(Situation::TooLate)
-        );
-        assert_eq!(
-            up(&resolve(&case, Outcome::Withdrawn), end, now, false),
-            FollowUp::Tell(Situation::Withdrawn)
+            up(&resolve(&case, Outcome::Withdrawn), appeal),
+            tell(Situation::Withdrawn)
         );
         // At the last stage (the appeal): nothing further to take it to.
-        let formal = apply(&answered, &Event::NextStage, now, &ctx)
-            .expect("formal")
+        let formal = take_further(&answered, later, &ctx).expect("formal").case;
+        assert_eq!(up(&formal, feedback), tell(Situation::Open));
+        let last = take_further(&resolve(&formal, Outcome::Upheld), later, &ctx)
+            .expect("appeal")
             .case;
-        let appeal = apply(
-            &resolve(&formal, Outcome::Upheld),
-            &Event::NextStage,
-            now,
-            &ctx,
-        )
-        .expect("appeal")
-        .case;
         assert_eq!(
-            up(&resolve(&appeal, Outcome::NotUpheld), end, now, false),
-            FollowUp::Tell(Situation::Exhausted)
+            up(&resolve(&last, Outcome::NotUpheld), appeal),
+            tell(Situation::Exhausted)
         );
     }
 

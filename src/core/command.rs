@@ -10,7 +10,7 @@
 //! | `#reply`                   | the text goes to the complainant as our response    |
 //! | `#note`                    | the text is an internal note (the default)          |
 //! | `#assign DEPARTMENT`       | hand the case to a department                       |
-//! | `#formal`                  | move the case to the formal stage                   |
+//! | `#formal`                  | move the case to the next (formal, appeal) stage    |
 //! | `#hold REASON [until DATE]`| pause the case's clocks                             |
 //! | `#resume`                  | restart them                                        |
 //! | `#extend DATE\|N REASON`    | a new target date, or N more working days, and why  |
@@ -94,7 +94,7 @@ Commands go on their own lines at the top of the reply, with # or /:
   #reply                     the text goes to the complainant as our response
   #note                      the text is an internal note (the default)
   #assign DEPARTMENT         hand the case to a department
-  #formal                    move the case to the formal stage
+  #formal                    move the case to the next stage (formal, appeal)
   #hold REASON [until DATE]  put the case on hold; #resume takes it off hold
   #extend DATE|N REASON      a new target date, or N more working days, and why
   #resolve OUTCOME           close the case; the text is the written response

@@ -11,7 +11,7 @@ use super::casework::{self, staff_case_letter, Details, When};
 use super::letters::long_date;
 use super::Desk;
 use crate::adapters::db::{self, CaseRecord};
-use crate::core::case::{self, Context, FollowUp, Outcome, Situation};
+use crate::core::case::{self, Context, FollowUp, LaterMail, Outcome, Situation};
 use crate::core::message::Inbound;
 use crate::core::procedure::Answerer;
 use chrono::{DateTime, Utc};
@@ -21,15 +21,19 @@ use serde_json::json;
 /// The template of the request for feedback (also its outbox kind).
 pub const FEEDBACK_REQUEST: &str = "feedback-request";
 
-/// Handles mail `m` from the complainant of case `case_id` (already
-/// recorded on it), with `text` its readable text without the quoted
-/// history. Returns the new stage when the mail took the case further.
+/// Handles mail `m` on case `case_id` (already recorded on it; not staff
+/// mail, not a robot's on strong evidence), with `text` its readable text
+/// without the quoted history; `doubt` is why it looks automatic, on weak
+/// evidence (it can then not move the case). Returns the new stage when
+/// the mail took the case further.
+#[allow(clippy::too_many_arguments)]
 pub fn complainant_wrote(
     tx: &Transaction,
     desk: &Desk,
     case_id: i64,
     m: &Inbound,
     text: &str,
+    doubt: Option<&str>,
     received: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> anyhow::Result<Option<String>> {
@@ -38,45 +42,55 @@ pub fn complainant_wrote(
         procedure: &desk.procedure,
         calendar: &desk.calendar,
     };
-    let answers_feedback = db::letter_among(tx, case_id, &m.referenced_ids(), FEEDBACK_REQUEST)?;
-    let window_end = db::window_end(tx, case_id)?;
     let record = db::case_record(tx, case_id)?;
     let from = m.from_address();
-    let from_complainant = from.eq_ignore_ascii_case(&record.complainant_email)
-        || from.eq_ignore_ascii_case(&record.reply_address);
-    let when = When::now(now);
+    let refs = m.referenced_ids();
+    let mail = LaterMail {
+        received,
+        window_ends: db::window_end(tx, case_id)?,
+        answers_resolution: db::letter_among(tx, case_id, &refs, "resolution")?,
+        answers_feedback: db::letter_among(tx, case_id, &refs, FEEDBACK_REQUEST)?,
+        from_complainant: from.eq_ignore_ascii_case(&record.complainant_email)
+            || from.eq_ignore_ascii_case(&record.reply_address),
+        doubtful: doubt.is_some(),
+    };
     // Staff see what came with it; the files stay with the case.
     let text = with_attachment_list(text, m);
-    let text = text.as_str();
-    let decision = case::follow_up(
-        &current,
-        window_end,
-        received,
-        answers_feedback,
-        from_complainant,
-        &ctx,
-    );
-    match decision {
+    match case::follow_up(&current, &mail, &ctx) {
         FollowUp::TakeFurther => {
-            let t = case::take_further(&current, now, &ctx)?;
+            // The new stage runs from the reply's arrival, as a new case
+            // runs from its complaint's.
+            let start = received.min(now);
+            let t = case::take_further(&current, start, &ctx)?;
             let stage = t.case.stage.0.clone();
             db::append_event(
                 tx,
                 Some(case_id),
                 now,
-                m.from_address(),
+                from,
                 "taken-further",
                 &json!({"message_id": m.message_id, "stage": stage}),
             )?;
             let details = Details {
-                complainant_message: text.to_string(),
+                complainant_message: if text.trim().is_empty() {
+                    "(their reply has no text)".to_string()
+                } else {
+                    text
+                },
                 ..Details::default()
+            };
+            let when = When {
+                at: start,
+                queued: now,
             };
             casework::carry_out(tx, desk, case_id, &t, &details, when)?;
             Ok(Some(stage))
         }
         FollowUp::Tell(situation) => {
-            let words = situation_text(desk, &record, situation, window_end);
+            let mut words = situation_text(desk, &record, situation, &mail, now);
+            if let Some(reason) = doubt {
+                words = format!("It looks automatic ({reason}), but only on weak evidence, so it has not moved the case on. {words}");
+            }
             let local = received.with_timezone(&desk.calendar.time_zone());
             let message_date = format!(
                 "{} at {}",
@@ -84,8 +98,8 @@ pub fn complainant_wrote(
                 local.format("%H:%M")
             );
             let sender = match m.from.as_ref().map(|f| f.name.trim()) {
-                Some(name) if !name.is_empty() => format!("{name} <{}>", m.from_address()),
-                _ => m.from_address().to_string(),
+                Some(name) if !name.is_empty() => format!("{name} <{from}>"),
+                _ => from.to_string(),
             };
             for (name, address) in recipients(desk, &record, situation) {
                 staff_case_letter(
@@ -101,7 +115,7 @@ pub fn complainant_wrote(
                         "message": text,
                         "message_date": message_date,
                     }),
-                    when,
+                    When::now(now),
                 )?;
             }
             Ok(None)
@@ -173,15 +187,32 @@ fn situation_text(
     desk: &Desk,
     record: &CaseRecord,
     situation: Situation,
-    window_end: Option<DateTime<Utc>>,
+    mail: &LaterMail,
+    now: DateTime<Utc>,
 ) -> String {
+    let day = |t: DateTime<Utc>| long_date(desk.calendar.local_date(t));
     let target = record
         .target_date
         .as_deref()
         .and_then(|d| d.parse().ok())
         .map(long_date)
         .unwrap_or_else(|| "not set".to_string());
+    let answered = record
+        .resolved_at
+        .as_deref()
+        .and_then(|t| t.parse().ok())
+        .map(day)
+        .unwrap_or_default();
     let answer = "To answer them, reply to this email with #reply on the first line and your answer below it.";
+    let further = |end: DateTime<Utc>| {
+        format!(
+            "They can still take it to the next stage until {}: if that is what they ask, reply with #formal to take it there.",
+            day(end)
+        )
+    };
+    let open_window = mail
+        .window_ends
+        .filter(|end| *end >= now && record.status == "resolved");
     match situation {
         Situation::Open => format!(
             "The case is open, at the {} stage, with a target date of {target}. {answer}",
@@ -191,18 +222,34 @@ fn situation_text(
             "The case is on hold ({}). {answer} To take it off hold, reply with #resume.",
             record.hold_reason.as_deref().unwrap_or("no reason recorded")
         ),
-        Situation::Feedback => "This is their reply to our request for feedback on how the complaint was handled; it does not reopen the case.".to_string(),
+        Situation::Feedback => {
+            let mut words = "This is their reply to our request for feedback on how the complaint was handled; it has not moved the case on.".to_string();
+            if let Some(end) = open_window {
+                words = format!("{words} {}", further(end));
+            }
+            words
+        }
         Situation::Withdrawn => format!(
             "The complaint was withdrawn, so the case stays closed. If they want to raise the matter again, they can write to {} as a new complaint. {answer}",
             desk.config.mailbox.address
         ),
         Situation::TooLate => {
-            let ended = window_end
-                .map(|t| long_date(desk.calendar.local_date(t)))
-                .unwrap_or_else(|| "before it arrived".to_string());
+            let ended = match mail.window_ends {
+                Some(t) => format!("ended on {}", day(t)),
+                None => "has ended".to_string(),
+            };
             format!(
-                "We answered this complaint, and the time the procedure gives to take it to the next stage ended on {ended}, so the case has not moved on. {answer}"
+                "We answered this complaint on {answered}, and the time the procedure gives to take it to the next stage {ended}, so the case has not moved on. {answer}"
             )
+        }
+        Situation::WindowOpen => {
+            let mut words = format!(
+                "We answered this complaint on {answered}. A reply to our response letter takes it to the next stage; this mail is not one (it answers another of our letters, or was sent before the response), so the case has not moved on."
+            );
+            if let Some(end) = mail.window_ends {
+                words = format!("{words} {}", further(end));
+            }
+            format!("{words} {answer}")
         }
         Situation::NotComplainant => format!(
             "It does not come from the complainant's address, so it cannot take the case to the next stage. The case is {}, at the {} stage.",
@@ -215,8 +262,9 @@ fn situation_text(
 }
 
 /// The feedback timer of case `case_id` fired: the complainant is asked
-/// how the complaint was handled (not after a withdrawal, and not when
-/// the case has moved on to another stage meanwhile).
+/// how the complaint was handled (not after a withdrawal, nor without an
+/// address to write to; the timer does not fire for a case that has moved
+/// on to another stage meanwhile). Returns whether they were asked.
 pub fn request_feedback(
     tx: &Transaction,
     desk: &Desk,
@@ -224,10 +272,12 @@ pub fn request_feedback(
     when: When,
 ) -> anyhow::Result<bool> {
     let current = db::load_case(tx, case_id)?;
-    if current.outcome == Some(Outcome::Withdrawn) {
+    let record = db::case_record(tx, case_id)?;
+    if current.outcome == Some(Outcome::Withdrawn)
+        || !crate::adapters::outgoing::is_sendable(&record.reply_address)
+    {
         return Ok(false);
     }
-    let record = db::case_record(tx, case_id)?;
     let resolved = current
         .resolved_at
         .map(|t| long_date(desk.calendar.local_date(t)))

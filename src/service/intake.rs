@@ -667,6 +667,21 @@ fn decide_and_commit(
                 &json!({"message_id": m.message_id, "subject": m.subject, "classification": class.as_str(), "reason": class.reason()}),
             )?;
             let outcome = if robot {
+                // Automatic on weak evidence only (a subject phrase, a
+                // header some mail clients set): it may be a person, so
+                // the people handling the case see it all the same.
+                if class.is_weak() && !desk.is_staff(m.from_address()) {
+                    super::followup::complainant_wrote(
+                        tx,
+                        desk,
+                        case_id,
+                        m,
+                        &display_body(m),
+                        Some(class.reason()),
+                        received,
+                        now,
+                    )?;
+                }
                 Processed::Robot {
                     classification: class.as_str().to_string(),
                     reference: Some(reference.clone()),
@@ -676,7 +691,7 @@ fn decide_and_commit(
                 // people handling it are told.
                 let text = display_body(m);
                 match super::followup::complainant_wrote(
-                    tx, desk, case_id, m, &text, received, now,
+                    tx, desk, case_id, m, &text, None, received, now,
                 )? {
                     Some(stage) => Processed::TakenFurther { reference, stage },
                     None => Processed::Joined { reference },

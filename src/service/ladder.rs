@@ -163,11 +163,15 @@ pub fn tick(
                     &json!({"reason": if asked {
                         "the complainant is asked for feedback on how the complaint was handled"
                     } else {
-                        "no feedback request: the complaint was withdrawn"
+                        "no feedback request: the complaint was withdrawn, or there is no address to write to"
                     }}),
                 )?;
                 if !asked {
-                    actions.push(note("note", "no feedback request (withdrawn)".into(), at));
+                    actions.push(note(
+                        "note",
+                        "no feedback request (withdrawn, or no address)".into(),
+                        at,
+                    ));
                 }
             }
         }

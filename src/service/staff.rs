@@ -24,7 +24,7 @@ use super::letters::{self, LetterSpec};
 use super::Desk;
 use crate::adapters::db;
 use crate::adapters::outgoing::AutoSubmitted;
-use crate::core::case::{self, Case, Context, Event, Transition};
+use crate::core::case::{self, Case, Context, Event, Status, Transition};
 use crate::core::command::{self, Command, ExtendTo, ParsedReply, Problem};
 use crate::core::message::Inbound;
 use crate::core::threading::ThreadFacts;
@@ -178,15 +178,17 @@ fn plan(
                 }
                 None
             }
-            // The formal stage follows the first (informal) one; a case
-            // already past it is taken further by the complainant.
+            // The formal stage follows the first (informal) one at any
+            // time; a later stage once the case is answered (the
+            // complainant asking to take it further in a mail that is not
+            // a reply to the response, which would have done it itself).
             Command::Formal => {
                 let first = desk.procedure.first_stage().map(|s| &s.name);
-                if first == Some(&current.stage) {
+                if first == Some(&current.stage) || current.status == Status::Resolved {
                     Some(Event::NextStage)
                 } else {
                     problems.push(problem(format!(
-                        "the case is already at the {} stage",
+                        "the case is at the {} stage and not yet answered: #formal takes a case on from the first stage, or from a later one once it is resolved",
                         current.stage
                     )));
                     None

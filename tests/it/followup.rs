@@ -227,22 +227,37 @@ fn replies_to_the_response_in_time_climb_the_stages_and_other_mail_reaches_staff
         "#resolve not-upheld\r\nWe looked again.",
         "2026-12-14T10:00:00Z",
     );
-    let resolution = letter_id(&store, "resolution");
+    // She answers the formal stage's acknowledgement instead of the
+    // response: staff are told the window is open; #formal takes it on.
+    let ack = letter_id(&store, "acknowledgement");
     let mark = last_outbox(&store);
     let p = reply(
         &mut store,
         &desk,
         FAY,
         3,
-        &resolution,
-        "I appeal.",
+        &ack,
+        "Thanks for your letter, but I want to appeal to the MD.",
         "2026-12-15T09:00:00Z",
     );
-    assert!(
-        matches!(&p, Processed::TakenFurther { stage, .. } if stage == "appeal"),
-        "{p:?}"
+    assert!(matches!(p, Processed::Joined { .. }), "{p:?}");
+    assert_eq!(case(&store).stage, "formal");
+    let told = letters(&store, "complainant-wrote", mark);
+    assert!(told[0].1.contains("this mail is not one"), "{}", told[0].1);
+    assert!(told[0].1.contains("#formal"), "{}", told[0].1);
+    let mark = last_outbox(&store);
+    staff(
+        &mut store,
+        &desk,
+        &reference,
+        20,
+        "#formal",
+        "2026-12-15T10:00:00Z",
     );
+    let c = case(&store);
+    assert_eq!((c.stage.as_str(), c.status.as_str()), ("appeal", "open"));
     assert!(recipients(&letters(&store, "assigned", mark)).contains(&MD));
+    assert_eq!(recipients(&letters(&store, "acknowledgement", mark)), [FAY]);
 
     // The appeal answered, every stage is done: her next mail changes
     // nothing and goes to QC and the MD, who writes to close the matter.
@@ -374,6 +389,45 @@ fn staff_hear_which_files_came_with_a_later_mail() {
     );
 }
 
+/// A later mail that looks automatic only by its subject may be a person:
+/// staff see it, marked as such; it cannot take the case further.
+#[test]
+fn a_doubtful_auto_reply_on_a_case_reaches_staff_but_moves_nothing() {
+    let (_dir, mut store, desk) = desk("");
+    let reference = file(&mut store, &desk, "2026-11-23T10:00:00Z");
+    staff(
+        &mut store,
+        &desk,
+        &reference,
+        1,
+        "#resolve not-upheld\r\nThe handbook allows eight weeks.",
+        "2026-11-25T10:00:00Z",
+    );
+    let resolution = letter_id(&store, "resolution");
+    let mark = last_outbox(&store);
+    let raw = format!(
+        "From: Fay <{FAY}>\r\nTo: complaints@opp.example\r\nSubject: Out of office: Our response to your complaint [{reference}]\r\nMessage-ID: <fay-ooo@example.net>\r\nIn-Reply-To: <{resolution}>\r\nDate: Thu, 26 Nov 2026 09:00:00 +0000\r\nContent-Type: text/plain\r\n\r\nI am away until Monday; I do not accept your answer.\r\n"
+    );
+    let p = process(
+        &mut store,
+        &desk,
+        raw.as_bytes(),
+        &Arrival::default(),
+        utc("2026-11-26T09:00:00Z"),
+    )
+    .expect("process");
+    assert!(matches!(p, Processed::Robot { .. }), "{p:?}");
+    assert_eq!(
+        store.case(&reference).expect("q").expect("c").stage,
+        "informal"
+    );
+    let told = letters(&store, "complainant-wrote", mark);
+    assert_eq!(recipients(&told), [QC, HEAD]);
+    assert!(told[0].1.contains("It looks automatic"), "{}", told[0].1);
+    assert!(told[0].1.contains("I do not accept"), "{}", told[0].1);
+    assert!(letters(&store, "acknowledgement", mark).is_empty());
+}
+
 /// The daemon was down when the window ended: on its return the timer
 /// closes the case before intake reaches Fay's reply, which arrived in
 /// time. It still takes the case further.
@@ -461,6 +515,8 @@ fn the_feedback_request_goes_after_resolution_and_its_answer_is_feedback() {
     let told = letters(&store, "complainant-wrote", mark);
     assert!(recipients(&told).contains(&QC));
     assert!(told[0].1.contains("request for feedback"), "{}", told[0].1);
+    // The window is still open: staff are told how to take it further.
+    assert!(told[0].1.contains("#formal"), "{}", told[0].1);
     assert!(told[0].1.contains("You kept me informed"), "{}", told[0].1);
 }
 

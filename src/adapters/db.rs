@@ -25,7 +25,6 @@ const MIGRATIONS: &[&str] = &[
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
-/// An instant as stored.
 /// Makes every commit to the store at `path` so far survive a power cut:
 /// syncs its WAL file, where commits are until a checkpoint copies them
 /// into the database file (and syncs that). A sync through any descriptor
@@ -47,6 +46,7 @@ pub fn sync_wal(path: &Path) -> anyhow::Result<()> {
         .with_context(|| format!("Syncing the store {}", path.display()))
 }
 
+/// An instant as stored.
 pub fn ts(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }

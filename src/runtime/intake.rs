@@ -267,14 +267,7 @@ async fn session(ctx: &mut Ctx<'_>) -> anyhow::Result<End> {
             .await?
             .into_iter()
             .collect();
-        if !stale.is_empty() {
-            let path = cfg.store.path.clone();
-            super::watchdog::expect(SYNC_BOUND);
-            tokio::task::spawn_blocking(move || db::sync_wal(&path))
-                .await
-                .context("the store sync thread failed")??;
-            timed("marking processed mail", mark.apply(&mut session, &stale)).await?;
-        }
+        flag(&cfg.store.path, &mut session, &mark, &stale, last).await?;
     }
     loop {
         super::watchdog::stall_hook(token).await;
@@ -708,8 +701,6 @@ async fn fetch_chunk(session: &mut Session, chunk: &[u32]) -> anyhow::Result<(Ve
     Ok((fetched, missing))
 }
 
-/// A UID set in IMAP syntax, runs of consecutive UIDs as ranges
-/// (`1:200,205`): `uids` is sorted.
 /// The UID sets of [`Mark::apply`]'s commands: ranges where UIDs run on,
 /// at most [`MARK_SET_MAX`] bytes each.
 fn mark_sets(uids: &[u32]) -> Vec<String> {
@@ -734,6 +725,8 @@ fn mark_sets(uids: &[u32]) -> Vec<String> {
     sets
 }
 
+/// A UID set in IMAP syntax, runs of consecutive UIDs as ranges
+/// (`1:200,205`): `uids` is sorted.
 fn uid_set(uids: &[u32]) -> String {
     let mut set = String::new();
     let mut i = 0;

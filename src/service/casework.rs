@@ -287,7 +287,8 @@ fn window_text(span: Span) -> String {
     span.to_string()
 }
 
-fn local_time_text(desk: &Desk, at: DateTime<Utc>) -> String {
+/// A moment as staff letters show it: "Thursday 3 December 2026 at 14:12".
+pub fn local_time_text(desk: &Desk, at: DateTime<Utc>) -> String {
     let local = at.with_timezone(&desk.calendar.time_zone());
     format!(
         "{} at {}",

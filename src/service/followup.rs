@@ -91,12 +91,7 @@ pub fn complainant_wrote(
             if let Some(reason) = doubt {
                 words = format!("It looks automatic ({reason}), but only on weak evidence, so it has not moved the case on. {words}");
             }
-            let local = received.with_timezone(&desk.calendar.time_zone());
-            let message_date = format!(
-                "{} at {}",
-                long_date(local.date_naive()),
-                local.format("%H:%M")
-            );
+            let message_date = casework::local_time_text(desk, received);
             let sender = match m.from.as_ref().map(|f| f.name.trim()) {
                 Some(name) if !name.is_empty() => format!("{name} <{from}>"),
                 _ => from.to_string(),

@@ -9,8 +9,8 @@
 //! Invariants:
 //! - Pure: no I/O, no clock, no parser; the same mail always gets the same
 //!   answer.
-//! - Precedence is fixed: Loop, Bounce, AutoReply, List, Human. The first
-//!   rule that fires wins, so a bounce of a list post is a bounce and an
+//! - Precedence is fixed: Loop, Bounce, AutoReply, List, then the weak
+//!   rules, then Human. The first rule that fires wins, so a bounce of a list post is a bounce and an
 //!   auto-reply from our own address is a loop.
 //! - Subject rules never fire on words inside a person's subject: a phrase
 //!   counts only as the whole subject, as a leading tag followed by a colon
@@ -22,8 +22,14 @@
 //! - A bare null return path (`<>`) is a bounce only when nothing says the
 //!   mail is an auto-reply: RFC 3834 §3.3 asks auto-responders to use the
 //!   null sender too. Stronger bounce evidence (multipart/report, a daemon
-//!   sender, X-Failed-Recipients, an NDR subject) wins over Auto-Submitted,
-//!   which Postfix and Exchange also put on their bounces.
+//!   sender, X-Failed-Recipients) wins over Auto-Submitted, which Postfix
+//!   and Exchange also put on their bounces.
+//! - Strong evidence wins over weak, whatever the order of the headers.
+//!   Weak evidence is what a person's mail can show by chance: a subject
+//!   phrase, X-Auto-Response-Suppress (some mail clients set it), an
+//!   address that says not to reply. It counts only when nothing strong
+//!   fired, and such mail is never dropped unseen
+//!   ([`Classification::is_weak`]).
 
 use crate::core::message::{message_id_domain, Inbound};
 use crate::core::token;
@@ -74,15 +80,19 @@ impl Classification {
         }
     }
 
-    /// The header or value that decided it ("" for a human).
-    /// A robot judged on weak evidence only (a subject phrase, or
-    /// X-Auto-Response-Suppress, which some people's mail clients set):
-    /// such mail must not be dropped without a person looking at it.
+    /// A robot judged on weak evidence only (a subject phrase,
+    /// X-Auto-Response-Suppress, which some people's mail clients set, or a
+    /// no-reply address): such mail must not be dropped without a person
+    /// looking at it.
     pub fn is_weak(&self) -> bool {
-        let r = self.reason().to_ascii_lowercase();
-        self.is_robot() && (r.starts_with("subject:") || r.starts_with("x-auto-response-suppress:"))
+        let r = self.reason();
+        self.is_robot()
+            && (r.starts_with("Subject:")
+                || r.starts_with("X-Auto-Response-Suppress:")
+                || r.starts_with(NO_REPLY))
     }
 
+    /// The header or value that decided it ("" for a human).
     pub fn reason(&self) -> &str {
         match self {
             Classification::Human => "",
@@ -96,14 +106,21 @@ impl Classification {
 
 /// Classifies one mail; see the module header for the rules' order.
 pub fn classify(m: &Inbound, own: &OwnIdentity) -> Classification {
+    strong(m, own)
+        .or_else(|| weak(m))
+        .unwrap_or(Classification::Human)
+}
+
+/// The rules no person's mail meets.
+fn strong(m: &Inbound, own: &OwnIdentity) -> Option<Classification> {
     if let Some(reason) = own_mail(m, own) {
-        return Classification::Loop(reason);
+        return Some(Classification::Loop(reason));
     }
     if let Some(reason) = bounce(m) {
-        return Classification::Bounce(reason);
+        return Some(Classification::Bounce(reason));
     }
-    if let Some(reason) = auto_reply(m) {
-        return Classification::AutoReply(reason);
+    if let Some(reason) = responder_header(m, false) {
+        return Some(Classification::AutoReply(reason));
     }
     if m.return_path.as_deref() == Some("") {
         // vacation(1) and its kin mark their replies with the null sender
@@ -111,17 +128,92 @@ pub fn classify(m: &Inbound, own: &OwnIdentity) -> Classification {
         if let Some(p) = m.header("precedence") {
             let p = p.trim();
             if p.eq_ignore_ascii_case("bulk") || p.eq_ignore_ascii_case("junk") {
-                return Classification::AutoReply(format!("Precedence: {p} with Return-Path: <>"));
+                return Some(Classification::AutoReply(format!(
+                    "Precedence: {p} with Return-Path: <>"
+                )));
             }
+        }
+        // With the null sender, weak signs of a responder are enough to
+        // call it an auto-reply rather than a bounce.
+        if let Some(reason) = responder_header(m, true).or_else(|| auto_reply_subject(m)) {
+            return Some(Classification::AutoReply(format!(
+                "Return-Path: <> with {reason}"
+            )));
         }
         // RFC 5321 §4.5.5: the null reverse-path is for notifications
         // (DSNs above all); a person's mail always has a return address.
-        return Classification::Bounce("Return-Path: <>".to_string());
+        return Some(Classification::Bounce("Return-Path: <>".to_string()));
     }
-    if let Some(reason) = list(m) {
-        return Classification::List(reason);
+    // Responders mark their replies Precedence: bulk or junk too: with an
+    // auto-reply subject beside it, it is one, not list mail.
+    if let Some(p) = m.header("precedence").map(str::trim) {
+        if p.eq_ignore_ascii_case("bulk") || p.eq_ignore_ascii_case("junk") {
+            if let Some(reason) = auto_reply_subject(m) {
+                return Some(Classification::AutoReply(format!(
+                    "Precedence: {p} with {reason}"
+                )));
+            }
+        }
     }
-    Classification::Human
+    list(m).map(Classification::List)
+}
+
+/// The rules a person's mail can meet by chance: a machine's subject
+/// phrase, X-Auto-Response-Suppress (which some mail clients set), or an
+/// address that says not to reply. They
+/// count only when no strong rule fired, and such mail is never dropped
+/// unseen (see [`Classification::is_weak`]).
+fn weak(m: &Inbound) -> Option<Classification> {
+    if subject_match(&m.subject, &NDR_SUBJECTS) {
+        return Some(Classification::Bounce(format!(
+            "Subject: {}",
+            m.subject.trim()
+        )));
+    }
+    if let Some(reason) = responder_header(m, true) {
+        return Some(Classification::AutoReply(reason));
+    }
+    if let Some(reason) = auto_reply_subject(m) {
+        return Some(Classification::AutoReply(reason));
+    }
+    // A system's notification: nobody reads what goes back to it. A web
+    // form that sends from no-reply@ with the person in Reply-To is human.
+    let answer = m.reply_address();
+    no_reply(answer).then(|| Classification::AutoReply(format!("{NO_REPLY}{answer}")))
+}
+
+/// An out-of-office or auto-responder subject, as a reason.
+fn auto_reply_subject(m: &Inbound) -> Option<String> {
+    let by_subject =
+        subject_match(&m.subject, &AUTO_REPLY_SUBJECTS) || lotus_out_of_office(&fold(&m.subject));
+    by_subject.then(|| format!("Subject: {}", m.subject.trim()))
+}
+
+/// The reason's start for mail whose only address says not to reply.
+const NO_REPLY: &str = "No-reply address: ";
+
+/// Local parts that say nobody reads replies ("no-reply", "noreply-dmarc",
+/// "do_not_reply+1234").
+fn no_reply(address: &str) -> bool {
+    const WORDS: &[&str] = &[
+        "noreply",
+        "no-reply",
+        "no_reply",
+        "no.reply",
+        "donotreply",
+        "do-not-reply",
+        "do_not_reply",
+        "do.not.reply",
+    ];
+    let Some((local, _)) = address.rsplit_once('@') else {
+        return false;
+    };
+    let local = local.to_ascii_lowercase();
+    WORDS.iter().any(|w| {
+        local
+            .strip_prefix(w)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with(['-', '_', '.', '+']))
+    })
 }
 
 fn own_mail(m: &Inbound, own: &OwnIdentity) -> Option<String> {
@@ -166,6 +258,8 @@ fn own_mail(m: &Inbound, own: &OwnIdentity) -> Option<String> {
 /// `postmaster`; MAILER-DAEMON is the sendmail/Postfix/Exim convention).
 const DAEMON_LOCAL_PARTS: &[&str] = &[
     "mailer-daemon",
+    "post_master",
+    "post-master",
     "mailer_daemon",
     "mailerdaemon",
     "mail-daemon",
@@ -331,6 +425,9 @@ fn bounce(m: &Inbound) -> Option<String> {
         "message/delivery-status",
         "message/global-delivery-status",
         "message/feedback-report",
+        // The returned header block of a report; nothing else sends it.
+        "text/rfc822-headers",
+        "message/global-headers",
     ];
     if REPORT_TYPES.contains(&m.content_type.as_str()) {
         return Some(format!("Content-Type: {}", m.content_type));
@@ -370,11 +467,16 @@ fn bounce(m: &Inbound) -> Option<String> {
             });
         }
     }
-    subject_match(&m.subject, &NDR_SUBJECTS).then(|| format!("Subject: {}", m.subject.trim()))
+    None
 }
 
-fn auto_reply(m: &Inbound) -> Option<String> {
+/// The first header that marks automatic submission: the weak
+/// X-Auto-Response-Suppress only when `weak`, every other one only when not.
+fn responder_header(m: &Inbound, weak: bool) -> Option<String> {
     for (name, value) in &m.headers {
+        if (name == "x-auto-response-suppress") != weak {
+            continue;
+        }
         let value = value.trim();
         let token = value
             .split(';')
@@ -409,9 +511,7 @@ fn auto_reply(m: &Inbound) -> Option<String> {
             );
         }
     }
-    let by_subject =
-        subject_match(&m.subject, &AUTO_REPLY_SUBJECTS) || lotus_out_of_office(&fold(&m.subject));
-    by_subject.then(|| format!("Subject: {}", m.subject.trim()))
+    None
 }
 
 /// Lotus Notes: "Jo Bloggs is out of the office." or "AUTO: Jo Bloggs is
@@ -1021,5 +1121,99 @@ mod tests {
     fn mail_with_no_sender_at_all_is_still_classified() {
         let m = Inbound::default();
         assert_eq!(kind(&m), "human");
+    }
+
+    #[test]
+    fn strong_evidence_wins_over_weak_whatever_the_header_order() {
+        // Exchange's out-of-office reply: X-Auto-Response-Suppress first.
+        let mut m = with_header("x-auto-response-suppress", "All");
+        m.headers
+            .push(("auto-submitted".to_string(), "auto-generated".to_string()));
+        let c = classify(&m, &own());
+        assert_eq!(c.reason(), "Auto-Submitted: auto-generated");
+        assert!(!c.is_weak());
+
+        // A list post from an Outlook user is list mail, not a doubtful
+        // auto-reply.
+        let mut m = with_header("x-auto-response-suppress", "All");
+        m.headers
+            .push(("list-id".to_string(), "<a.lists.example>".to_string()));
+        assert_eq!(kind(&m), "list");
+
+        // An NDR subject is weak; the Auto-Submitted beside it is not.
+        let mut m = with_subject("Undeliverable: your letter");
+        assert!(classify(&m, &own()).is_weak());
+        m.headers
+            .push(("auto-submitted".to_string(), "auto-replied".to_string()));
+        let c = classify(&m, &own());
+        assert_eq!(c.as_str(), "auto-reply");
+        assert!(!c.is_weak());
+
+        // Weak signs with the null sender: an auto-reply, judged strongly.
+        let mut m = with_header("x-auto-response-suppress", "OOF");
+        m.return_path = Some(String::new());
+        let c = classify(&m, &own());
+        assert_eq!(c.as_str(), "auto-reply");
+        assert!(!c.is_weak(), "{c:?}");
+
+        // A responder's Precedence: junk with its subject: an auto-reply.
+        let mut m = with_subject("[Automatyczna odpowiedź] test");
+        m.headers
+            .push(("precedence".to_string(), "junk".to_string()));
+        let c = classify(&m, &own());
+        assert_eq!(c.as_str(), "auto-reply");
+        assert!(!c.is_weak(), "{c:?}");
+        m.subject = "test".to_string();
+        assert_eq!(kind(&m), "list");
+    }
+
+    #[test]
+    fn no_reply_senders_are_weak_robots_unless_reply_to_names_a_person() {
+        for address in [
+            "noreply@shop.example",
+            "no-reply@x0000.dion.ne.jp",
+            "No_Reply@bank.example",
+            "noreply-dmarc-support@google.example",
+            "do-not-reply+4711@forms.example",
+            "DoNotReply@council.example",
+        ] {
+            let c = classify(&with_from(address, "Notifications"), &own());
+            assert_eq!(c.as_str(), "auto-reply", "{address}");
+            assert!(c.is_weak(), "{address}");
+            assert!(c.reason().contains(address), "{c:?}");
+        }
+        for address in [
+            "noreen@example.net",
+            "noreplyguy@example.net",
+            "reply@example.net",
+            "jo.noreply.smith@example.net",
+        ] {
+            assert_eq!(kind(&with_from(address, "Someone")), "human", "{address}");
+        }
+        // A web form sends from no-reply@ and puts the person in Reply-To.
+        let mut m = with_from("no-reply@forms.example", "Website");
+        m.reply_to = Some(Mailbox {
+            name: "Jo Bloggs".to_string(),
+            address: "jo@example.net".to_string(),
+        });
+        assert_eq!(kind(&m), "human");
+        // Unless Reply-To says the same.
+        m.reply_to = Some(Mailbox {
+            name: String::new(),
+            address: "noreply@forms.example".to_string(),
+        });
+        assert!(classify(&m, &own()).is_weak());
+    }
+
+    #[test]
+    fn returned_header_parts_and_post_master_are_bounces() {
+        let mut m = person();
+        m.attachments.push(Attachment {
+            filename: String::new(),
+            content_type: "text/rfc822-headers".to_string(),
+            size: 900,
+        });
+        assert_eq!(kind(&m), "bounce");
+        assert_eq!(kind(&with_from("post_master@vtext.example", "")), "bounce");
     }
 }

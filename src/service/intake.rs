@@ -594,8 +594,12 @@ fn decide_and_commit(
     let class = classify(m, &desk.own);
     let facts = thread_facts(tx, desk, m)?;
     // Staff mail (not a robot's: an out-of-office reply to an escalation
-    // is no response) never opens a case; see service::staff.
-    if !class.is_robot() {
+    // is no response) never opens a case; see service::staff. Mail that
+    // looks automatic on weak evidence only (a header some mail clients
+    // set) is still a staff member's when it carries commands: an
+    // out-of-office reply does not start with "#resolve".
+    let staff_writes = !class.is_robot() || (class.is_weak() && carries_commands(desk, m, now));
+    if staff_writes {
         if let Some((name, _role)) = desk.staff_member(m.from_address()) {
             let (case_id, outcome) = super::staff::handle(tx, desk, row, m, &name, &facts, now)?;
             record_message(tx, desk, row, m, case_id, class, now)?;
@@ -719,6 +723,12 @@ fn decide_and_commit(
     };
     record_message(tx, desk, row, m, case_id, class, now)?;
     Ok(outcome)
+}
+
+/// Whether the mail's text starts with staff commands (understood or not).
+fn carries_commands(desk: &Desk, m: &Inbound, now: DateTime<Utc>) -> bool {
+    let parsed = crate::core::command::parse_reply(&m.body_text, desk.calendar.local_date(now));
+    !parsed.commands.is_empty() || !parsed.problems.is_empty()
 }
 
 /// The text shown for a mail: a reply without its quoted history; a first

@@ -689,3 +689,87 @@ fn hold_resume_assign_external_formal_and_a_leaking_reply() {
     staff(&mut store, "#formal", "2026-12-01T10:35:00Z");
     assert_eq!(case(&store).stage, "formal");
 }
+
+/// Some mail clients put X-Auto-Response-Suppress on a person's mail: a
+/// staff reply carrying it and a command is still acted on. An
+/// out-of-office reply judged on the same weak signs, with no command,
+/// changes nothing and is not taken for a response.
+#[test]
+fn a_staff_reply_with_a_weak_robot_sign_acts_only_by_its_commands() {
+    use redress::service::intake::{process, Arrival, Processed};
+    let (_dir, mut store, desk) = desk_on_a_store();
+    let utc = |s: &str| -> DateTime<Utc> { s.parse().expect("instant") };
+    let now = utc("2026-11-23T10:00:00Z");
+    let raw = complaint(
+        "Gil",
+        "gil@example.net",
+        "Wrong invoice",
+        "gil-1@example.net",
+        "",
+        "Hello\r\n",
+    );
+    process(&mut store, &desk, &raw, &Arrival::default(), now).expect("process");
+    let reference = store.list_cases(None).expect("cases")[0].reference.clone();
+    let head = "training.head@opp.example";
+    let token = redress::core::token::token(&desk.secret, &reference, head);
+    let notice_id = redress::core::token::message_id(3, &reference, &token, "opp.example");
+    let staff = |store: &mut Store, n: u32, subject: &str, body: &str| -> Processed {
+        let raw = format!(
+            "From: Head of Training <{head}>\r\nTo: complaints@opp.example\r\nSubject: {subject}\r\nMessage-ID: <weak-{n}@opp.example>\r\nIn-Reply-To: <{notice_id}>\r\nReferences: <{notice_id}>\r\nX-Auto-Response-Suppress: All\r\nDate: Mon, 23 Nov 2026 11:00:00 +0000\r\nContent-Type: text/plain\r\n\r\n{body}\r\n"
+        );
+        process(
+            store,
+            &desk,
+            raw.as_bytes(),
+            &Arrival::default(),
+            utc("2026-11-24T10:00:00Z"),
+        )
+        .expect("staff mail")
+    };
+    let events = |store: &Store| -> Vec<String> {
+        let detail = store.case_detail(&reference).expect("q").expect("case");
+        detail.events.iter().map(|e| e.kind.clone()).collect()
+    };
+    let target = store
+        .case(&reference)
+        .expect("q")
+        .expect("case")
+        .target_date
+        .expect("target");
+
+    let p = staff(
+        &mut store,
+        1,
+        "Automatic reply: New complaint",
+        "I am out of the office until Monday.",
+    );
+    assert!(matches!(p, Processed::Robot { .. }), "{p:?}");
+    assert!(!events(&store)
+        .iter()
+        .any(|k| k == "note" || k == "climb-stopped"));
+
+    let p = staff(
+        &mut store,
+        2,
+        &format!("Re: New complaint {reference}"),
+        "#extend 3 waiting for the finance team",
+    );
+    assert!(
+        matches!(
+            p,
+            Processed::Staff {
+                authenticated: true,
+                ..
+            }
+        ),
+        "{p:?}"
+    );
+    assert!(events(&store).iter().any(|k| k == "staff-extend"));
+    let moved = store
+        .case(&reference)
+        .expect("q")
+        .expect("case")
+        .target_date
+        .expect("target");
+    assert!(moved > target, "{moved} after {target}");
+}

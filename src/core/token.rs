@@ -39,23 +39,53 @@ pub fn verify(secret: &[u8], reference: &str, recipient: &str, candidate: &str) 
             == 0
 }
 
+/// The reference that stands for the desk in tokens of mail about no case
+/// (a quarantined mail, a failing mailbox login). Case references are
+/// capitals, so it is never one.
+pub const DESK: &str = "desk";
+
 /// The Message-ID of outbox row `row` for a case: `r<row>.<reference>.<token>@<domain>`.
 pub fn message_id(row: i64, reference: &str, token: &str, domain: &str) -> String {
     format!("r{row}.{reference}.{token}@{domain}")
 }
 
-/// Reads a Message-ID made by [`message_id`]: (reference, token).
+/// The Message-ID of a notice that must go once, fixed by its `key`
+/// (a name, a dot and a number: "quarantine.42"):
+/// `<key>.<reference>.<token>@<domain>`.
+pub fn notice_message_id(key: &str, reference: &str, token: &str, domain: &str) -> String {
+    debug_assert!(is_notice_key(key), "notice key {key:?}");
+    format!("{key}.{reference}.{token}@{domain}")
+}
+
+/// Reads a Message-ID made by [`message_id`] or [`notice_message_id`]:
+/// (reference, token).
 pub fn parse_message_id<'a>(id: &'a str, domain: &str) -> Option<(&'a str, &'a str)> {
     let (local, d) = id.rsplit_once('@')?;
     if !d.eq_ignore_ascii_case(domain) {
         return None;
     }
-    let mut parts = local.splitn(3, '.');
-    let row = parts.next()?;
-    let reference = parts.next()?;
+    // Neither references nor tokens hold a dot; a notice's key does.
+    let mut parts = local.rsplitn(3, '.');
     let token = parts.next()?;
-    (row.starts_with('r') && row[1..].chars().all(|c| c.is_ascii_digit()))
+    let reference = parts.next()?;
+    let head = parts.next()?;
+    let row = head
+        .strip_prefix('r')
+        .is_some_and(|n| !n.is_empty() && n.bytes().all(|c| c.is_ascii_digit()));
+    (!token.is_empty() && !reference.is_empty() && (row || is_notice_key(head)))
         .then_some((reference, token))
+}
+
+/// "quarantine.42": lower-case letters, digits and dashes, a dot, digits.
+fn is_notice_key(key: &str) -> bool {
+    key.split_once('.').is_some_and(|(name, n)| {
+        name.starts_with(|c: char| c.is_ascii_lowercase())
+            && name
+                .bytes()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
+            && !n.is_empty()
+            && n.bytes().all(|c| c.is_ascii_digit())
+    })
 }
 
 /// The Reply-To that carries a case and a token after a `+`:
@@ -140,6 +170,30 @@ mod tests {
             parse_message_id("CAF=xyz@mail.gmail.com", "mail.gmail.com"),
             None
         );
+    }
+
+    #[test]
+    fn notice_ids_carry_a_token_and_other_shapes_are_not_ours() {
+        let id = notice_message_id("quarantine.42", DESK, "abc123", "opp.example");
+        assert_eq!(id, "quarantine.42.desk.abc123@opp.example");
+        assert_eq!(parse_message_id(&id, "opp.example"), Some((DESK, "abc123")));
+        let id = notice_message_id("ack-overdue.7", "OPP-2026-0001", "f00", "opp.example");
+        assert_eq!(
+            parse_message_id(&id, "opp.example"),
+            Some(("OPP-2026-0001", "f00"))
+        );
+        // Mail clients' own ids at our domain, and our old fixed ones.
+        for id in [
+            "quarantine.42@opp.example",
+            "1234567.1.1234567890123.JavaMail.jo@opp.example",
+            "1290000000.12345.2.camel@opp.example",
+            "20090113110010.GA22727@opp.example",
+            "r.OPP-2026-0001.abc@opp.example",
+            "Quarantine.42.desk.abc@opp.example",
+            "e5a1b2c3-4d5e-6f70-8192-a3b4c5d6e7f8@opp.example",
+        ] {
+            assert_eq!(parse_message_id(id, "opp.example"), None, "{id}");
+        }
     }
 
     #[test]

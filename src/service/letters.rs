@@ -114,10 +114,27 @@ impl<'a> LetterSpec<'a> {
             auto_submitted: AutoSubmitted::Generated,
             in_reply_to: None,
             references: &[],
-            message_id: Some(format!("{key}@{}", desk.config.message_id_domain())),
+            // Fixed by the key, with QC's token: QC's reply is known as
+            // theirs (see service::staff), not taken for a forgery.
+            message_id: Some(token::notice_message_id(
+                &key,
+                token_reference(reference),
+                &token::token(&desk.secret, token_reference(reference), &qc.address),
+                desk.config.message_id_domain(),
+            )),
             reply_to: None,
             data,
         }
+    }
+}
+
+/// The reference a letter's token binds: the case's, or the desk's for
+/// mail about no case.
+fn token_reference(reference: &str) -> &str {
+    if reference.is_empty() {
+        token::DESK
+    } else {
+        reference
     }
 }
 
@@ -256,12 +273,8 @@ pub fn queue_with(
     let id = db::next_outbox_id(tx)?;
     let domain = cfg.message_id_domain();
     let message_id = spec.message_id.clone().unwrap_or_else(|| {
-        let t = token::token(&desk.secret, spec.reference, spec.to_address);
-        let reference = if spec.reference.is_empty() {
-            "desk"
-        } else {
-            spec.reference
-        };
+        let reference = token_reference(spec.reference);
+        let t = token::token(&desk.secret, reference, spec.to_address);
         token::message_id(id, reference, &t, domain)
     });
     let mut data = spec.data;

@@ -8,6 +8,10 @@
 //!   plus-address it was sent to. Tokens are keyed hashes (see
 //!   [`crate::core::token`]) that only the recipient of our mail has.
 //!
+//! A token made for the desk (a notice about no case, such as a quarantined
+//! mail) proves the reply is its recipient's, but there is no case to act
+//! on: it is recorded, and nobody is alarmed.
+//!
 //! Anything else from a staff address is recorded as a plain message (on
 //! the case it refers to, if any) with a note that it was not
 //! authenticated, and QC is told. It changes nothing.
@@ -33,9 +37,19 @@ use chrono::{DateTime, Utc};
 use rusqlite::Transaction;
 use serde_json::json;
 
-/// The case a staff mail may act on: the first token it carries that was
-/// made for this case and this sender.
-fn authenticated_case(tx: &Transaction, desk: &Desk, m: &Inbound) -> anyhow::Result<Option<i64>> {
+/// What a staff mail's tokens prove.
+enum Proof {
+    /// It answers our mail about this case, sent to its sender.
+    Case(i64),
+    /// It answers a notice about no case (a quarantined mail) sent to its
+    /// sender: theirs, but there is nothing to act on.
+    Desk,
+    None,
+}
+
+/// The first token a staff mail carries that was made for a case and this
+/// sender; else whether one made for the desk and this sender is there.
+fn proof(tx: &Transaction, desk: &Desk, m: &Inbound) -> anyhow::Result<Proof> {
     let cfg = &desk.config;
     let ids = m
         .in_reply_to
@@ -43,15 +57,22 @@ fn authenticated_case(tx: &Transaction, desk: &Desk, m: &Inbound) -> anyhow::Res
         .chain(&m.references)
         .map(String::as_str);
     let rcpts = m.to.iter().chain(&m.cc).map(|a| a.address.as_str());
+    let mut about_no_case = false;
     for (reference, t) in token::carried(ids, rcpts, cfg.message_id_domain(), &cfg.mailbox.address)
     {
         if token::verify(&desk.secret, reference, m.from_address(), t) {
-            if let Some(case_id) = db::case_id(tx, reference)? {
-                return Ok(Some(case_id));
+            if reference == token::DESK {
+                about_no_case = true;
+            } else if let Some(case_id) = db::case_id(tx, reference)? {
+                return Ok(Proof::Case(case_id));
             }
         }
     }
-    Ok(None)
+    Ok(if about_no_case {
+        Proof::Desk
+    } else {
+        Proof::None
+    })
 }
 
 /// Handles mail from staff member `name`; returns the case it was recorded
@@ -65,9 +86,28 @@ pub fn handle(
     facts: &ThreadFacts,
     now: DateTime<Utc>,
 ) -> anyhow::Result<(Option<i64>, Processed)> {
-    match authenticated_case(tx, desk, m)? {
-        Some(case_id) => act(tx, desk, m, name, case_id, now),
-        None => unauthenticated(tx, desk, row, m, facts, now),
+    match proof(tx, desk, m)? {
+        Proof::Case(case_id) => act(tx, desk, m, name, case_id, now),
+        Proof::Desk => {
+            db::append_event(
+                tx,
+                None,
+                now,
+                m.from_address(),
+                "staff-message",
+                &json!({"message_id": m.message_id, "subject": m.subject, "about": "a notice about no case"}),
+            )?;
+            tracing::info!(from = %m.from_address(), "staff reply to a notice about no case: recorded");
+            Ok((
+                None,
+                Processed::Staff {
+                    reference: None,
+                    authenticated: true,
+                    commands: Vec::new(),
+                },
+            ))
+        }
+        Proof::None => unauthenticated(tx, desk, row, m, facts, now),
     }
 }
 

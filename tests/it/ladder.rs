@@ -773,3 +773,140 @@ fn a_staff_reply_with_a_weak_robot_sign_acts_only_by_its_commands() {
         .expect("target");
     assert!(moved > target, "{moved} after {target}");
 }
+
+/// QC's reply to a notice is QC's: to one about a case it is an
+/// authenticated note on that case; to one about no case (a quarantined
+/// mail) it is recorded. Neither is taken for a forgery, so QC is not told
+/// about their own reply.
+#[test]
+fn qc_replies_to_notices_are_authenticated_not_reported_as_forgeries() {
+    use redress::service::intake::{process, Arrival, Processed};
+    let (_dir, mut store, desk) = desk_on_a_store();
+    let utc = |s: &str| -> DateTime<Utc> { s.parse().expect("instant") };
+    let now = utc("2026-11-23T10:00:00Z");
+    let raw = complaint(
+        "Hal",
+        "hal@example.net",
+        "Missing refund",
+        "hal-1@example.net",
+        "",
+        "Hello\r\n",
+    );
+    process(&mut store, &desk, &raw, &Arrival::default(), now).expect("process");
+    let reference = store.list_cases(None).expect("cases")[0].reference.clone();
+    let qc = "quality@opp.example";
+    let unauthenticated = |store: &Store| {
+        crate::support::count(
+            store,
+            "SELECT count(*) FROM outbox WHERE kind = 'staff-unauthenticated'",
+        )
+    };
+    let notice_id = |store: &Store, kind: &str| -> String {
+        store
+            .conn()
+            .query_row(
+                "SELECT message_id FROM outbox WHERE kind = ?1 ORDER BY id DESC LIMIT 1",
+                [kind],
+                |r| r.get(0),
+            )
+            .expect("notice")
+    };
+    let mail = |store: &mut Store, from: &str, id: &str, in_reply_to: &str, body: &str| {
+        let raw = format!(
+            "From: <{from}>\r\nTo: complaints@opp.example\r\nSubject: Re: {reference}\r\nMessage-ID: <{id}@mail.example>\r\nIn-Reply-To: <{in_reply_to}>\r\nDate: Mon, 23 Nov 2026 11:00:00 +0000\r\nContent-Type: text/plain\r\n\r\n{body}\r\n"
+        );
+        process(store, &desk, raw.as_bytes(), &Arrival::default(), now).expect("mail")
+    };
+
+    // A forgery from QC's address about the case: QC is told, once.
+    let p = mail(
+        &mut store,
+        qc,
+        "forged",
+        &format!("r1.{reference}.00000000000000000000@opp.example"),
+        "#resolve upheld",
+    );
+    assert!(
+        matches!(
+            p,
+            Processed::Staff {
+                authenticated: false,
+                ..
+            }
+        ),
+        "{p:?}"
+    );
+    assert_eq!(unauthenticated(&store), 1);
+
+    // QC answers that notice: a note on the case, no second notice.
+    let id = notice_id(&store, "staff-unauthenticated");
+    assert!(id.contains(&reference), "{id}");
+    let p = mail(
+        &mut store,
+        qc,
+        "qc-1",
+        &id,
+        "Checked with the head: not from me.",
+    );
+    assert!(
+        matches!(
+            p,
+            Processed::Staff {
+                authenticated: true,
+                ..
+            }
+        ),
+        "{p:?}"
+    );
+    assert_eq!(unauthenticated(&store), 1);
+    let detail = store.case_detail(&reference).expect("q").expect("case");
+    assert!(detail
+        .events
+        .iter()
+        .any(|e| e.kind == "note" && e.actor == qc));
+
+    // The same notice answered from another staff address proves nothing.
+    let p = mail(
+        &mut store,
+        "training.head@opp.example",
+        "head-1",
+        &id,
+        "#resolve upheld",
+    );
+    assert!(
+        matches!(
+            p,
+            Processed::Staff {
+                authenticated: false,
+                ..
+            }
+        ),
+        "{p:?}"
+    );
+    assert_eq!(unauthenticated(&store), 2);
+
+    // A mail that cannot be read is quarantined; QC answers its notice.
+    let p = process(
+        &mut store,
+        &desk,
+        b"Lorem ipsum dolor sit amet\r\n",
+        &Arrival::default(),
+        now,
+    )
+    .expect("garbage");
+    assert!(matches!(p, Processed::Quarantined { .. }), "{p:?}");
+    let id = notice_id(&store, "quarantine");
+    let p = mail(&mut store, qc, "qc-2", &id, "Deleted, it was spam.");
+    assert!(
+        matches!(
+            p,
+            Processed::Staff {
+                authenticated: true,
+                reference: None,
+                ..
+            }
+        ),
+        "{p:?}"
+    );
+    assert_eq!(unauthenticated(&store), 2);
+}

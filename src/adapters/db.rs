@@ -626,6 +626,25 @@ pub fn auto_replies_since(
     )?)
 }
 
+/// Letters of `kind` about case `case_id` queued for `address` since
+/// `since`.
+pub fn case_letters_since(
+    tx: &Connection,
+    case_id: i64,
+    kind: &str,
+    address: &str,
+    since: DateTime<Utc>,
+) -> anyhow::Result<u32> {
+    Ok(tx
+        .prepare_cached(
+            "SELECT COUNT(*) FROM outbox WHERE recipient = ?1 AND created_at > ?2 AND case_id = ?3 AND kind = ?4",
+        )?
+        .query_row(
+            params![address.to_ascii_lowercase(), ts(since), case_id, kind],
+            |r| r.get(0),
+        )?)
+}
+
 /// Whether an event of `kind` by `actor` was logged since `since`.
 pub fn event_since(
     tx: &Connection,

@@ -21,6 +21,15 @@ use serde_json::json;
 /// The template of the request for feedback (also its outbox kind).
 pub const FEEDBACK_REQUEST: &str = "feedback-request";
 
+/// The staff letter that passes a complainant's later mail on.
+const COMPLAINANT_WROTE: &str = "complainant-wrote";
+
+/// At most this many `complainant-wrote` letters about one case go to one
+/// member of staff in 24 hours; the last says that more mail is only
+/// recorded on the case. A complainant who writes twenty times in a
+/// morning does not fill twenty inboxes twice over.
+pub const COMPLAINANT_WROTE_PER_DAY: u32 = 5;
+
 /// Handles mail `m` on case `case_id` (already recorded on it; not staff
 /// mail, not a robot's on strong evidence), with `text` its readable text
 /// without the quoted history; `doubt` is why it looks automatic, on weak
@@ -96,17 +105,30 @@ pub fn complainant_wrote(
                 Some(name) if !name.is_empty() => format!("{name} <{from}>"),
                 _ => from.to_string(),
             };
+            let day_ago = now - chrono::Duration::hours(24);
             for (name, address) in recipients(desk, &record, situation) {
+                let sent =
+                    db::case_letters_since(tx, case_id, COMPLAINANT_WROTE, &address, day_ago)?;
+                if sent >= COMPLAINANT_WROTE_PER_DAY {
+                    continue;
+                }
+                let mut situation = words.clone();
+                if sent + 1 == COMPLAINANT_WROTE_PER_DAY {
+                    situation.push_str(&format!(
+                        " That makes {COMPLAINANT_WROTE_PER_DAY} such emails about this case in 24 hours: until a day has passed, more mail on it is recorded on the case (redress cases show {}) without an email each.",
+                        record.reference
+                    ));
+                }
                 staff_case_letter(
                     tx,
                     desk,
                     &record,
-                    "complainant-wrote",
+                    COMPLAINANT_WROTE,
                     &name,
                     &address,
                     json!({
                         "sender": sender,
-                        "situation": words,
+                        "situation": situation,
                         "message": text,
                         "message_date": message_date,
                     }),

@@ -543,3 +543,65 @@ fn a_withdrawn_complaint_is_not_asked_for_feedback() {
     let kinds: Vec<&str> = detail.events.iter().map(|e| e.kind.as_str()).collect();
     assert!(kinds.contains(&"feedback-due"), "{kinds:?}");
 }
+
+/// A complainant who writes again and again: each mail is recorded on the
+/// case, but staff get at most five emails about it a day each; the fifth
+/// says so. A day later they hear again.
+#[test]
+fn staff_get_at_most_five_emails_a_day_about_one_case_s_later_mail() {
+    use redress::service::followup::COMPLAINANT_WROTE_PER_DAY;
+    let (_dir, mut store, desk) = desk("");
+    let reference = file(&mut store, &desk, "2026-11-23T10:00:00Z");
+    let ack = letter_id(&store, "acknowledgement");
+    let cap = COMPLAINANT_WROTE_PER_DAY as usize;
+    for n in 0..cap + 3 {
+        let at = format!("2026-11-24T09:{:02}:00Z", n * 5);
+        let p = reply(
+            &mut store,
+            &desk,
+            FAY,
+            n as u32,
+            &ack,
+            &format!("And another thing, number {n}."),
+            &at,
+        );
+        assert!(matches!(p, Processed::Joined { .. }), "{p:?}");
+    }
+    let detail = store.case_detail(&reference).expect("q").expect("case");
+    let from_fay = detail
+        .messages
+        .iter()
+        .filter(|m| m.from_address == FAY)
+        .count();
+    assert_eq!(from_fay, cap + 4, "every mail is on the case");
+    let told = letters(&store, "complainant-wrote", 0);
+    for who in [QC, HEAD] {
+        let theirs: Vec<&String> = told
+            .iter()
+            .filter(|(to, _)| to == who)
+            .map(|(_, t)| t)
+            .collect();
+        assert_eq!(theirs.len(), cap, "{who}");
+        let last = theirs[cap - 1];
+        assert!(last.contains("number 4"), "{last}");
+        assert!(
+            last.contains("without an email each") && last.contains(&reference),
+            "{last}"
+        );
+        assert!(!theirs[0].contains("without an email each"));
+    }
+    // The next day, the next mail is passed on again.
+    let p = reply(
+        &mut store,
+        &desk,
+        FAY,
+        99,
+        &ack,
+        "Still waiting.",
+        "2026-11-25T09:30:00Z",
+    );
+    assert!(matches!(p, Processed::Joined { .. }), "{p:?}");
+    let told = letters(&store, "complainant-wrote", 0);
+    assert_eq!(told.len(), 2 * cap + 2);
+    assert!(told[told.len() - 1].1.contains("Still waiting."));
+}

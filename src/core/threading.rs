@@ -111,7 +111,13 @@ pub fn case_tokens(m: &Inbound, prefix: &str, complaints_address: &str) -> Vec<C
         if !rd.eq_ignore_ascii_case(domain) {
             continue;
         }
-        if let Some(tag) = rl.strip_prefix(local).and_then(|t| t.strip_prefix('+')) {
+        // Mail systems compare local parts without regard to case.
+        let tag = rl
+            .get(..local.len())
+            .filter(|l| l.eq_ignore_ascii_case(local))
+            .and_then(|_| rl.get(local.len()..))
+            .and_then(|t| t.strip_prefix('+'));
+        if let Some(tag) = tag {
             push(tag);
         }
     }
@@ -185,14 +191,14 @@ mod tests {
         let m = Inbound {
             subject: "Re: We have received your complaint [OPP-2026-0042] and opp-2026-0042 again, not XOPP-2026-0001".into(),
             to: vec![mb("complaints+OPP-2026-0007@opp.example"), mb("other+OPP-2026-0008@else.example")],
-            cc: vec![mb("complaints@opp.example")],
+            cc: vec![mb("complaints@opp.example"), mb("Complaints+opp-2026-0009@OPP.example")],
             ..Inbound::default()
         };
         let refs: Vec<String> = case_tokens(&m, "OPP", "complaints@opp.example")
             .into_iter()
             .map(|r| r.to_string())
             .collect();
-        assert_eq!(refs, ["OPP-2026-0042", "OPP-2026-0007"]);
+        assert_eq!(refs, ["OPP-2026-0042", "OPP-2026-0007", "OPP-2026-0009"]);
         assert_eq!(
             plus_address("complaints@opp.example", &CaseRef::new("OPP", 2026, 7)),
             "complaints+OPP-2026-0007@opp.example"

@@ -118,13 +118,15 @@ pub fn parse_plus_address<'a>(
 
 /// Every (reference, token) a reply carries: in the Message-IDs it answers
 /// (In-Reply-To, References) and in plus-addresses among its recipients.
+/// References come back in their own spelling: mail systems may lower-case
+/// an address (the parser does), and case references are capitals.
 pub fn carried<'a>(
     message_ids: impl IntoIterator<Item = &'a str>,
     recipients: impl IntoIterator<Item = &'a str>,
     domain: &str,
     complaints_address: &str,
-) -> Vec<(&'a str, &'a str)> {
-    let mut out: Vec<(&str, &str)> = Vec::new();
+) -> Vec<(String, &'a str)> {
+    let mut out: Vec<(String, &str)> = Vec::new();
     let found = message_ids
         .into_iter()
         .filter_map(|id| parse_message_id(id.trim_matches(['<', '>']), domain))
@@ -133,7 +135,13 @@ pub fn carried<'a>(
                 .into_iter()
                 .filter_map(|a| parse_plus_address(a, complaints_address)),
         );
-    for pair in found {
+    for (reference, t) in found {
+        let reference = if reference.eq_ignore_ascii_case(DESK) {
+            DESK.to_string()
+        } else {
+            reference.to_ascii_uppercase()
+        };
+        let pair = (reference, t);
         if !out.contains(&pair) {
             out.push(pair);
         }
@@ -224,7 +232,19 @@ mod tests {
         );
         assert_eq!(
             got,
-            vec![("OPP-2026-0001", "t0k"), ("OPP-2026-0001", "abc123")]
+            vec![
+                ("OPP-2026-0001".to_string(), "t0k"),
+                ("OPP-2026-0001".to_string(), "abc123")
+            ]
         );
+        // As the parser gives addresses: lower case.
+        let lower = a.to_ascii_lowercase();
+        let got = carried(
+            [],
+            [lower.as_str()],
+            "opp.example",
+            "complaints@opp.example",
+        );
+        assert_eq!(got, vec![("OPP-2026-0001".to_string(), "abc123")]);
     }
 }

@@ -60,10 +60,10 @@ fn proof(tx: &Transaction, desk: &Desk, m: &Inbound) -> anyhow::Result<Proof> {
     let mut about_no_case = false;
     for (reference, t) in token::carried(ids, rcpts, cfg.message_id_domain(), &cfg.mailbox.address)
     {
-        if token::verify(&desk.secret, reference, m.from_address(), t) {
+        if token::verify(&desk.secret, &reference, m.from_address(), t) {
             if reference == token::DESK {
                 about_no_case = true;
-            } else if let Some(case_id) = db::case_id(tx, reference)? {
+            } else if let Some(case_id) = db::case_id(tx, &reference)? {
                 return Ok(Proof::Case(case_id));
             }
         }

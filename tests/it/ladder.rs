@@ -910,3 +910,83 @@ fn qc_replies_to_notices_are_authenticated_not_reported_as_forgeries() {
     );
     assert_eq!(unauthenticated(&store), 2);
 }
+
+/// With `mailbox.plus_address_replies = true`, over the real servers: staff
+/// mail has a Reply-To of `complaints+REF.TOKEN@...`, the mail server
+/// delivers that address to the complaints inbox, and a reply to it acts
+/// on the case by the plus-address alone (a mail client that drops the
+/// threading headers). A complainant writing to `complaints+REF@...` under
+/// a new subject joins their case without a second acknowledgement.
+#[test]
+fn plus_addresses_deliver_to_the_inbox_and_authenticate_staff_replies() {
+    let stack = MailStack::start();
+    let store = stack.path().join("redress.sqlite");
+    let daemon = Daemon::start(
+        &stack,
+        &store,
+        &[("REDRESS_MAILBOX_PLUS_ADDRESS_REPLIES", "true")],
+    );
+    let reference = file_complaint(&stack, "erin", "Certificate lost in the post");
+    let notice = stack
+        .wait_for("training.head@opp.example", 1, 30, |m| {
+            m.contains(&reference)
+        })
+        .remove(0);
+    let reply_to = header(&notice, "Reply-To").expect("Reply-To").to_string();
+    assert!(
+        reply_to.starts_with(&format!("complaints+{reference}."))
+            && reply_to.ends_with("@opp.example"),
+        "{reply_to}"
+    );
+
+    // The head writes to that address with no In-Reply-To or References.
+    stack.deliver(
+        "training.head@opp.example",
+        &reply_to,
+        format!(
+            "From: Head of Training <training.head@opp.example>\r\nTo: <{reply_to}>\r\nSubject: Erin's certificate\r\nMessage-ID: <plus-1@opp.example>\r\nDate: Mon, 23 Nov 2026 11:00:00 +0000\r\nContent-Type: text/plain\r\n\r\n#extend 3 reprinting the certificate\r\n"
+        )
+        .as_bytes(),
+    );
+    wait_store(&store, 30, "the extension is carried out", |s| {
+        s.case_detail(&reference)
+            .ok()
+            .flatten()
+            .is_some_and(|d| d.events.iter().any(|e| e.kind == "staff-extend"))
+    });
+    stack.wait_for("erin@example.net", 1, 30, |m| {
+        flat(m).contains("reprinting the certificate")
+    });
+
+    // Erin writes to complaints+REF@ under a new subject.
+    let plus = format!("complaints+{reference}@opp.example");
+    stack.deliver(
+        "erin@example.net",
+        &plus,
+        format!(
+            "From: Erin <erin@example.net>\r\nTo: <{plus}>\r\nSubject: One more thing\r\nMessage-ID: <erin-2@example.net>\r\nDate: Mon, 23 Nov 2026 12:00:00 +0000\r\nContent-Type: text/plain\r\n\r\nThe envelope should go to my work address.\r\n"
+        )
+        .as_bytes(),
+    );
+    wait_store(&store, 30, "Erin's mail joins her case", |s| {
+        s.case_detail(&reference).ok().flatten().is_some_and(|d| {
+            d.messages
+                .iter()
+                .any(|m| m.message_id == "erin-2@example.net")
+        })
+    });
+    assert_eq!(
+        store_cases(&store),
+        1,
+        "no second case for a mail to the plus-address"
+    );
+    assert!(daemon.stop(), "clean stop");
+}
+
+fn store_cases(store: &Path) -> usize {
+    Store::open(store)
+        .expect("store")
+        .list_cases(None)
+        .expect("cases")
+        .len()
+}

@@ -626,6 +626,23 @@ pub fn auto_replies_since(
     )?)
 }
 
+/// Letters of `kind` queued for `address` since `since`.
+pub fn letters_since(
+    tx: &Connection,
+    kind: &str,
+    address: &str,
+    since: DateTime<Utc>,
+) -> anyhow::Result<u32> {
+    Ok(tx
+        .prepare_cached(
+            "SELECT COUNT(*) FROM outbox WHERE recipient = ?1 AND created_at > ?2 AND kind = ?3",
+        )?
+        .query_row(
+            params![address.to_ascii_lowercase(), ts(since), kind],
+            |r| r.get(0),
+        )?)
+}
+
 /// Letters of `kind` about case `case_id` queued for `address` since
 /// `since`.
 pub fn case_letters_since(

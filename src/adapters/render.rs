@@ -117,6 +117,11 @@ const DEFAULTS: &[(&str, &str, Option<&str>)] = &[
         include_str!("../../templates/feedback-request.txt.hbs"),
         None,
     ),
+    (
+        "notices-held",
+        include_str!("../../templates/notices-held.txt.hbs"),
+        None,
+    ),
 ];
 
 /// Text partials shared by letters: name (as in `{{> NAME}}`), embedded
@@ -422,6 +427,12 @@ pub fn sample(name: &str) -> Value {
             "message": "I have found the email from your office that promised the certificate by 9 November; I have attached it.",
             "commands_help": SAMPLE_COMMANDS_HELP,
         }),
+        "notices-held" => json!({
+            "recipient_name": "Jane Hughes",
+            "kind": "quarantine",
+            "limit": 10,
+            "since": "Monday 23 November 2026 at 10:04",
+        }),
         "feedback-request" => json!({
             "recipient_name": complainant,
             "complainant_name": complainant,
@@ -642,7 +653,7 @@ mod tests {
     #[test]
     fn every_letter_renders_with_its_samples() {
         let t = Templates::load(None).expect("templates");
-        assert_eq!(Templates::names().count(), 19);
+        assert_eq!(Templates::names().count(), 20);
         for name in Templates::names() {
             let samples = samples(name);
             assert!(!samples.is_empty());

@@ -137,7 +137,7 @@ fn fail(
         tx.commit()?;
         return Ok(());
     }
-    letters::queue(
+    letters::queue_notice(
         &tx,
         desk,
         LetterSpec::notice_to_qc(

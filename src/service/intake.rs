@@ -516,7 +516,7 @@ fn quarantine(
             .unwrap_or_default()
     };
     let qc = &desk.config.staff.quality_coordinator;
-    letters::queue(
+    letters::queue_notice(
         tx,
         desk,
         // Keyed by the stored row: QC hears about each mail once.

@@ -124,7 +124,7 @@ pub fn tick(
             DueAction::AcknowledgementOverdue => {
                 db::fire_deadline(&tx, due.id, at)?;
                 let record = db::case_record(&tx, due.case_id)?;
-                letters::queue(
+                letters::queue_notice(
                     &tx,
                     desk,
                     LetterSpec::notice_to_qc(

@@ -143,6 +143,54 @@ pub fn long_date(date: NaiveDate) -> String {
     crate::core::text::uk_long_date(date)
 }
 
+/// At most this many notices of one kind go to QC in 24 hours; after
+/// that, one `notices-held` notice says further ones are only recorded.
+pub const NOTICES_PER_DAY: u32 = 10;
+
+/// Queues a notice to QC made by [`LetterSpec::notice_to_qc`], unless
+/// [`NOTICES_PER_DAY`] of its kind went in the last 24 hours: then it is
+/// recorded as an event (`notice-held`) and QC is told once a day that
+/// they are being held. Returns the Message-ID when it was queued.
+pub fn queue_notice(
+    tx: &Transaction,
+    desk: &Desk,
+    spec: LetterSpec,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Option<String>> {
+    let since = now - chrono::Duration::hours(24);
+    let sent = db::letters_since(tx, spec.template, spec.to_address, since)?;
+    if sent < NOTICES_PER_DAY {
+        return queue(tx, desk, spec, now);
+    }
+    db::append_event(
+        tx,
+        spec.case_id,
+        now,
+        "redress",
+        "notice-held",
+        &serde_json::json!({"kind": spec.template, "to": spec.to_address, "reference": spec.reference}),
+    )?;
+    let day = desk.calendar.local_date(now).format("%Y%m%d");
+    queue(
+        tx,
+        desk,
+        LetterSpec::notice_to_qc(
+            desk,
+            "notices-held",
+            format!("notices-held-{}.{day}", spec.template),
+            None,
+            "",
+            serde_json::json!({
+                "kind": spec.template,
+                "limit": NOTICES_PER_DAY,
+                "since": crate::service::casework::local_time_text(desk, now),
+            }),
+        ),
+        now,
+    )?;
+    Ok(None)
+}
+
 /// Queues the letter; returns its Message-ID, or None when a notice with
 /// the same fixed Message-ID was already queued.
 pub fn queue(

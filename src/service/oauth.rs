@@ -47,7 +47,7 @@ pub fn refresh_failing(
         .with_timezone(&desk.calendar.time_zone())
         .format("%A %-d %B %Y at %H:%M")
         .to_string();
-    let queued = letters::queue(
+    let queued = letters::queue_notice(
         &tx,
         desk,
         LetterSpec::notice_to_qc(

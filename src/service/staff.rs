@@ -137,7 +137,7 @@ fn unauthenticated(
         "staff-message-unauthenticated",
         &json!({"message_id": m.message_id, "subject": m.subject, "reason": reason}),
     )?;
-    letters::queue(
+    letters::queue_notice(
         tx,
         desk,
         LetterSpec::notice_to_qc(

@@ -990,3 +990,75 @@ fn store_cases(store: &Path) -> usize {
         .expect("cases")
         .len()
 }
+
+/// A flood of unreadable mail: each is quarantined and recorded, but QC
+/// gets at most ten quarantine notices a day, then one saying the rest
+/// are held back; the day after, notices flow again.
+#[test]
+fn qc_gets_at_most_ten_notices_of_a_kind_a_day_then_one_saying_so() {
+    use redress::service::intake::{process, Arrival, Processed};
+    use redress::service::letters::NOTICES_PER_DAY;
+    let (_dir, mut store, desk) = desk_on_a_store();
+    let utc = |s: &str| -> DateTime<Utc> { s.parse().expect("instant") };
+    let garbage = |store: &mut Store, n: u32, at: &str| {
+        let raw = format!("Lorem ipsum number {n}\r\n");
+        let p =
+            process(store, &desk, raw.as_bytes(), &Arrival::default(), utc(at)).expect("process");
+        assert!(matches!(p, Processed::Quarantined { .. }), "{p:?}");
+    };
+    let count = |store: &Store, sql: &str| crate::support::count(store, sql);
+    let limit = NOTICES_PER_DAY as i64;
+    for n in 0..NOTICES_PER_DAY + 5 {
+        garbage(&mut store, n, &format!("2026-11-24T10:{:02}:00Z", n));
+    }
+    assert_eq!(
+        count(
+            &store,
+            "SELECT count(*) FROM messages WHERE quarantine_reason IS NOT NULL"
+        ),
+        limit + 5,
+        "every mail is kept and quarantined"
+    );
+    assert_eq!(
+        count(
+            &store,
+            "SELECT count(*) FROM outbox WHERE kind = 'quarantine'"
+        ),
+        limit
+    );
+    assert_eq!(
+        count(
+            &store,
+            "SELECT count(*) FROM outbox WHERE kind = 'notices-held'"
+        ),
+        1
+    );
+    assert_eq!(
+        count(
+            &store,
+            "SELECT count(*) FROM events WHERE kind = 'notice-held'"
+        ),
+        5
+    );
+    let held: Vec<u8> = store
+        .conn()
+        .query_row(
+            "SELECT raw FROM outbox WHERE kind = 'notices-held'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("notice");
+    let text = flat(&String::from_utf8_lossy(&held));
+    assert!(text.contains("\"quarantine\" notices"), "{text}");
+    assert!(text.contains("quality@opp.example"), "to QC: {text}");
+
+    // A day later they go again.
+    garbage(&mut store, 99, "2026-11-25T10:30:00Z");
+    assert_eq!(
+        count(
+            &store,
+            "SELECT count(*) FROM outbox WHERE kind = 'quarantine'"
+        ),
+        limit + 1
+    );
+}

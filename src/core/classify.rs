@@ -9,8 +9,11 @@
 //! Invariants:
 //! - Pure: no I/O, no clock, no parser; the same mail always gets the same
 //!   answer.
-//! - Precedence is fixed: Loop, Bounce, AutoReply, List, then the weak
-//!   rules, then Human. The first rule that fires wins, so a bounce of a list post is a bounce and an
+//! - Precedence is fixed: Loop, Bounce, AutoReply (responder headers),
+//!   the null return path (an auto-reply when it shows a responder's
+//!   signs, else a bounce), Precedence: bulk/junk with an auto-reply
+//!   subject (an auto-reply), List, then the weak rules, then Human. The
+//!   first rule that fires wins, so a bounce of a list post is a bounce and an
 //!   auto-reply from our own address is a loop.
 //! - Subject rules never fire on words inside a person's subject: a phrase
 //!   counts only as the whole subject, as a leading tag followed by a colon
@@ -111,7 +114,8 @@ pub fn classify(m: &Inbound, own: &OwnIdentity) -> Classification {
         .unwrap_or(Classification::Human)
 }
 
-/// The rules no person's mail meets.
+/// The rules a person's own mail does not meet (list mail may be a
+/// person's post, but not to us as a complaint).
 fn strong(m: &Inbound, own: &OwnIdentity) -> Option<Classification> {
     if let Some(reason) = own_mail(m, own) {
         return Some(Classification::Loop(reason));
@@ -425,11 +429,13 @@ fn bounce(m: &Inbound) -> Option<String> {
         "message/delivery-status",
         "message/global-delivery-status",
         "message/feedback-report",
-        // The returned header block of a report; nothing else sends it.
-        "text/rfc822-headers",
-        "message/global-headers",
     ];
-    if REPORT_TYPES.contains(&m.content_type.as_str()) {
+    // The returned header block of a report, as the whole mail: nothing
+    // else sends it (as a part, a person may forward it).
+    const HEADER_BLOCKS: &[&str] = &["text/rfc822-headers", "message/global-headers"];
+    if REPORT_TYPES.contains(&m.content_type.as_str())
+        || HEADER_BLOCKS.contains(&m.content_type.as_str())
+    {
         return Some(format!("Content-Type: {}", m.content_type));
     }
     if let Some(a) = m
@@ -732,7 +738,12 @@ mod tests {
         // One of our own ids (core::token's shape) is ours whoever the
         // From says it is from.
         let mut m = with_from("jane@opp.example", "Jane");
-        m.message_id = token::message_id(7, "OPP-2026-0001", "0123abcd", "opp.example");
+        m.message_id = token::message_id(
+            7,
+            "OPP-2026-0001",
+            &token::token(b"k", "OPP-2026-0001", "x"),
+            "opp.example",
+        );
         assert_eq!(kind(&m), "loop");
 
         assert_eq!(
@@ -1206,14 +1217,18 @@ mod tests {
     }
 
     #[test]
-    fn returned_header_parts_and_post_master_are_bounces() {
+    fn returned_header_blocks_and_post_master_are_bounces() {
+        let mut m = person();
+        m.content_type = "text/rfc822-headers".to_string();
+        assert_eq!(kind(&m), "bounce");
+        // A person forwarding the header block they got is a person.
         let mut m = person();
         m.attachments.push(Attachment {
             filename: String::new(),
             content_type: "text/rfc822-headers".to_string(),
             size: 900,
         });
-        assert_eq!(kind(&m), "bounce");
+        assert_eq!(kind(&m), "human");
         assert_eq!(kind(&with_from("post_master@vtext.example", "")), "bounce");
     }
 }

@@ -72,8 +72,18 @@ pub fn parse_message_id<'a>(id: &'a str, domain: &str) -> Option<(&'a str, &'a s
     let row = head
         .strip_prefix('r')
         .is_some_and(|n| !n.is_empty() && n.bytes().all(|c| c.is_ascii_digit()));
-    (!token.is_empty() && !reference.is_empty() && (row || is_notice_key(head)))
+    let token_shape = token.len() == TOKEN_LEN
+        && token
+            .bytes()
+            .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c));
+    (token_shape && !reference.is_empty() && (row || is_notice_key(head)))
         .then_some((reference, token))
+}
+
+/// Whether `id` was made by [`notice_message_id`].
+pub fn is_notice_message_id(id: &str) -> bool {
+    let local = id.rsplit_once('@').map_or(id, |(l, _)| l);
+    local.rsplitn(3, '.').nth(2).is_some_and(is_notice_key)
 }
 
 /// "quarantine.42": lower-case letters, digits and dashes, a dot, digits.
@@ -167,11 +177,11 @@ mod tests {
 
     #[test]
     fn message_ids_round_trip() {
-        let id = message_id(12, "OPP-2026-0001", "abc123", "opp.example");
-        assert_eq!(id, "r12.OPP-2026-0001.abc123@opp.example");
+        let id = message_id(12, "OPP-2026-0001", "0123456789abcdef0123", "opp.example");
+        assert_eq!(id, "r12.OPP-2026-0001.0123456789abcdef0123@opp.example");
         assert_eq!(
             parse_message_id(&id, "opp.example"),
-            Some(("OPP-2026-0001", "abc123"))
+            Some(("OPP-2026-0001", "0123456789abcdef0123"))
         );
         assert_eq!(parse_message_id(&id, "else.example"), None);
         assert_eq!(
@@ -182,13 +192,28 @@ mod tests {
 
     #[test]
     fn notice_ids_carry_a_token_and_other_shapes_are_not_ours() {
-        let id = notice_message_id("quarantine.42", DESK, "abc123", "opp.example");
-        assert_eq!(id, "quarantine.42.desk.abc123@opp.example");
-        assert_eq!(parse_message_id(&id, "opp.example"), Some((DESK, "abc123")));
-        let id = notice_message_id("ack-overdue.7", "OPP-2026-0001", "f00", "opp.example");
+        let id = notice_message_id("quarantine.42", DESK, "0123456789abcdef0123", "opp.example");
+        assert_eq!(id, "quarantine.42.desk.0123456789abcdef0123@opp.example");
         assert_eq!(
             parse_message_id(&id, "opp.example"),
-            Some(("OPP-2026-0001", "f00"))
+            Some((DESK, "0123456789abcdef0123"))
+        );
+        let id = notice_message_id(
+            "ack-overdue.7",
+            "OPP-2026-0001",
+            "fedcba9876543210fedc",
+            "opp.example",
+        );
+        assert!(is_notice_message_id(&id));
+        assert!(!is_notice_message_id(&message_id(
+            7,
+            "OPP-2026-0001",
+            "fedcba9876543210fedc",
+            "opp.example"
+        )));
+        assert_eq!(
+            parse_message_id(&id, "opp.example"),
+            Some(("OPP-2026-0001", "fedcba9876543210fedc"))
         );
         // Mail clients' own ids at our domain, and our old fixed ones.
         for id in [
@@ -206,11 +231,18 @@ mod tests {
 
     #[test]
     fn plus_addresses_and_references_carry_tokens() {
-        let a = plus_address("complaints@opp.example", "OPP-2026-0001", "abc123");
-        assert_eq!(a, "complaints+OPP-2026-0001.abc123@opp.example");
+        let a = plus_address(
+            "complaints@opp.example",
+            "OPP-2026-0001",
+            "0123456789abcdef0123",
+        );
+        assert_eq!(
+            a,
+            "complaints+OPP-2026-0001.0123456789abcdef0123@opp.example"
+        );
         assert_eq!(
             parse_plus_address(&a, "complaints@opp.example"),
-            Some(("OPP-2026-0001", "abc123"))
+            Some(("OPP-2026-0001", "0123456789abcdef0123"))
         );
         assert_eq!(
             parse_plus_address(
@@ -223,7 +255,7 @@ mod tests {
             parse_plus_address("complaints+x.y@elsewhere.example", "complaints@opp.example"),
             None
         );
-        let id = message_id(7, "OPP-2026-0001", "t0k", "opp.example");
+        let id = message_id(7, "OPP-2026-0001", "fedcba9876543210fedc", "opp.example");
         let got = carried(
             ["<unrelated@mail.example>", id.as_str(), id.as_str()],
             [a.as_str(), "complaints@opp.example"],
@@ -233,8 +265,8 @@ mod tests {
         assert_eq!(
             got,
             vec![
-                ("OPP-2026-0001".to_string(), "t0k"),
-                ("OPP-2026-0001".to_string(), "abc123")
+                ("OPP-2026-0001".to_string(), "fedcba9876543210fedc"),
+                ("OPP-2026-0001".to_string(), "0123456789abcdef0123")
             ]
         );
         // As the parser gives addresses: lower case.
@@ -245,6 +277,9 @@ mod tests {
             "opp.example",
             "complaints@opp.example",
         );
-        assert_eq!(got, vec![("OPP-2026-0001".to_string(), "abc123")]);
+        assert_eq!(
+            got,
+            vec![("OPP-2026-0001".to_string(), "0123456789abcdef0123")]
+        );
     }
 }

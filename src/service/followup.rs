@@ -110,6 +110,14 @@ pub fn complainant_wrote(
                 let sent =
                     db::case_letters_since(tx, case_id, COMPLAINANT_WROTE, &address, day_ago)?;
                 if sent >= COMPLAINANT_WROTE_PER_DAY {
+                    db::append_event(
+                        tx,
+                        Some(case_id),
+                        now,
+                        "redress",
+                        "letter-held",
+                        &json!({"kind": COMPLAINANT_WROTE, "to": address, "message_id": m.message_id}),
+                    )?;
                     continue;
                 }
                 let mut situation = words.clone();

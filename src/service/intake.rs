@@ -593,15 +593,17 @@ fn decide_and_commit(
     let cfg = &desk.config;
     let class = classify(m, &desk.own);
     let facts = thread_facts(tx, desk, m)?;
-    // Staff mail (not a robot's: an out-of-office reply to an escalation
-    // is no response) never opens a case; see service::staff. Mail that
-    // looks automatic on weak evidence only (a header some mail clients
-    // set) is still a staff member's when it carries commands: an
-    // out-of-office reply does not start with "#resolve".
-    let staff_writes = !class.is_robot() || (class.is_weak() && carries_commands(desk, m, now));
-    if staff_writes {
+    // Staff mail never opens a case; see service::staff. A robot's (an
+    // out-of-office reply to an escalation) is no response. Mail that looks
+    // automatic on weak evidence only (a header some mail clients set) is
+    // still a staff member's when it carries commands: an out-of-office
+    // reply does not start with "#resolve"; without any, it is recorded.
+    if !class.is_robot() || class.is_weak() {
         if let Some((name, _role)) = desk.staff_member(m.from_address()) {
-            let (case_id, outcome) = super::staff::handle(tx, desk, row, m, &name, &facts, now)?;
+            let automatic =
+                (class.is_robot() && !carries_commands(desk, m, now)).then(|| class.as_str());
+            let (case_id, outcome) =
+                super::staff::handle(tx, desk, row, m, &name, &facts, automatic, now)?;
             record_message(tx, desk, row, m, case_id, class, now)?;
             return Ok(outcome);
         }

@@ -39,8 +39,13 @@ use serde_json::json;
 
 /// What a staff mail's tokens prove.
 enum Proof {
-    /// It answers our mail about this case, sent to its sender.
-    Case(i64),
+    /// It answers our mail about this case, sent to its sender; `notice`
+    /// when only by a notice to QC (about forged mail, a failed letter),
+    /// which is no response to the case by itself.
+    Case {
+        case_id: i64,
+        notice: bool,
+    },
     /// It answers a notice about no case (a quarantined mail) sent to its
     /// sender: theirs, but there is nothing to act on.
     Desk,
@@ -51,20 +56,32 @@ enum Proof {
 /// sender; else whether one made for the desk and this sender is there.
 fn proof(tx: &Transaction, desk: &Desk, m: &Inbound) -> anyhow::Result<Proof> {
     let cfg = &desk.config;
-    let ids = m
-        .in_reply_to
-        .iter()
-        .chain(&m.references)
-        .map(String::as_str);
+    let domain = cfg.message_id_domain();
+    let ids = || {
+        m.in_reply_to
+            .iter()
+            .chain(&m.references)
+            .map(|id| id.trim_matches(['<', '>']))
+    };
     let rcpts = m.to.iter().chain(&m.cc).map(|a| a.address.as_str());
     let mut about_no_case = false;
-    for (reference, t) in token::carried(ids, rcpts, cfg.message_id_domain(), &cfg.mailbox.address)
-    {
+    for (reference, t) in token::carried(ids(), rcpts, domain, &cfg.mailbox.address) {
         if token::verify(&desk.secret, &reference, m.from_address(), t) {
             if reference == token::DESK {
                 about_no_case = true;
             } else if let Some(case_id) = db::case_id(tx, &reference)? {
-                return Ok(Proof::Case(case_id));
+                // Carried by notices alone (a plus-address is never a
+                // notice's: they have no Reply-To of their own).
+                let carriers: Vec<&str> = ids()
+                    .filter(|id| token::parse_message_id(id, domain).is_some_and(|(_, x)| x == t))
+                    .collect();
+                let notice = !carriers.is_empty()
+                    && carriers.iter().all(|id| token::is_notice_message_id(id))
+                    && !m.to.iter().chain(&m.cc).any(|a| {
+                        token::parse_plus_address(&a.address, &cfg.mailbox.address)
+                            .is_some_and(|(_, x)| x == t)
+                    });
+                return Ok(Proof::Case { case_id, notice });
             }
         }
     }
@@ -76,7 +93,11 @@ fn proof(tx: &Transaction, desk: &Desk, m: &Inbound) -> anyhow::Result<Proof> {
 }
 
 /// Handles mail from staff member `name`; returns the case it was recorded
-/// on and what became of it.
+/// on and what became of it. `automatic` is the classification of mail
+/// that looks automatic on weak evidence and carries no command (an
+/// out-of-office reply a mail client did not mark clearly): it is recorded
+/// where it belongs, and is no response and no forgery.
+#[allow(clippy::too_many_arguments)]
 pub fn handle(
     tx: &Transaction,
     desk: &Desk,
@@ -84,10 +105,42 @@ pub fn handle(
     m: &Inbound,
     name: &str,
     facts: &ThreadFacts,
+    automatic: Option<&str>,
     now: DateTime<Utc>,
 ) -> anyhow::Result<(Option<i64>, Processed)> {
-    match proof(tx, desk, m)? {
-        Proof::Case(case_id) => act(tx, desk, m, name, case_id, now),
+    let proof = proof(tx, desk, m)?;
+    if let Some(classification) = automatic {
+        let case_id = match proof {
+            Proof::Case { case_id, .. } => Some(case_id),
+            Proof::Desk => None,
+            Proof::None => facts
+                .token_case
+                .as_ref()
+                .map(|t| t.case_id)
+                .or(facts.referenced_case),
+        };
+        db::append_event(
+            tx,
+            case_id,
+            now,
+            m.from_address(),
+            "robot-message",
+            &json!({"message_id": m.message_id, "subject": m.subject, "classification": classification, "from_staff": name}),
+        )?;
+        let reference = match case_id {
+            Some(id) => Some(db::case_reference(tx, id)?),
+            None => None,
+        };
+        return Ok((
+            case_id,
+            Processed::Robot {
+                classification: classification.to_string(),
+                reference,
+            },
+        ));
+    }
+    match proof {
+        Proof::Case { case_id, notice } => act(tx, desk, m, name, case_id, !notice, now),
         Proof::Desk => {
             db::append_event(
                 tx,
@@ -313,12 +366,17 @@ fn leaks_internal(tx: &Transaction, case_id: i64, text: &str) -> anyhow::Result<
     Ok(command::internal_text_in(text, &notes).map(str::to_string))
 }
 
+/// Carries out an authenticated reply on case `case_id`. `responds`: the
+/// reply answers our mail about the case (not only a notice to QC), so
+/// even a plain note is a response that stops the climb; otherwise only
+/// commands that do something (not `#note`) are.
 fn act(
     tx: &Transaction,
     desk: &Desk,
     m: &Inbound,
     name: &str,
     case_id: i64,
+    responds: bool,
     now: DateTime<Utc>,
 ) -> anyhow::Result<(Option<i64>, Processed)> {
     let sender = m.from_address().to_ascii_lowercase();
@@ -441,8 +499,9 @@ fn act(
         }
     }
     // Any response stops the climb.
+    let acted = planned.iter().any(|p| !matches!(p.command, Command::Note));
     let current = db::load_case(tx, case_id)?;
-    if current.escalation_rung > 0 {
+    if current.escalation_rung > 0 && (responds || acted) {
         let ctx = Context {
             procedure: &desk.procedure,
             calendar: &desk.calendar,

@@ -574,6 +574,12 @@ fn staff_get_at_most_five_emails_a_day_about_one_case_s_later_mail() {
         .filter(|m| m.from_address == FAY)
         .count();
     assert_eq!(from_fay, cap + 4, "every mail is on the case");
+    let held = detail
+        .events
+        .iter()
+        .filter(|e| e.kind == "letter-held")
+        .count();
+    assert_eq!(held, 2 * 3, "three mails held back for each of two people");
     let told = letters(&store, "complainant-wrote", 0);
     for who in [QC, HEAD] {
         let theirs: Vec<&String> = told

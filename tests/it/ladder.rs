@@ -838,7 +838,29 @@ fn qc_replies_to_notices_are_authenticated_not_reported_as_forgeries() {
     );
     assert_eq!(unauthenticated(&store), 1);
 
-    // QC answers that notice: a note on the case, no second notice.
+    // The case passes its target date: the climb starts.
+    let target: NaiveDate = store
+        .case(&reference)
+        .expect("q")
+        .expect("case")
+        .target_date
+        .expect("target")
+        .parse()
+        .expect("date");
+    let after = working_morning_after(&desk.calendar, target, 10, 0);
+    redress::service::ladder::tick(&mut store, &desk, after, now, false).expect("tick");
+    let kinds = |store: &Store| -> Vec<String> {
+        let d = store.case_detail(&reference).expect("q").expect("case");
+        d.events.iter().map(|e| e.kind.clone()).collect()
+    };
+    assert!(
+        kinds(&store).iter().any(|k| k == "escalated"),
+        "{:?}",
+        kinds(&store)
+    );
+
+    // QC answers that notice: a note on the case, no second notice, and
+    // no response to the case (the climb goes on).
     let id = notice_id(&store, "staff-unauthenticated");
     assert!(id.contains(&reference), "{id}");
     let p = mail(
@@ -864,6 +886,14 @@ fn qc_replies_to_notices_are_authenticated_not_reported_as_forgeries() {
         .events
         .iter()
         .any(|e| e.kind == "note" && e.actor == qc));
+    assert!(!kinds(&store).iter().any(|k| k == "climb-stopped"));
+    // A command in a reply to the notice does act, and is a response.
+    let p = mail(&mut store, qc, "qc-1b", &id, "#assign assessment");
+    assert!(
+        matches!(p, Processed::Staff { authenticated: true, ref commands, .. } if !commands.is_empty()),
+        "{p:?}"
+    );
+    assert!(kinds(&store).iter().any(|k| k == "climb-stopped"));
 
     // The same notice answered from another staff address proves nothing.
     let p = mail(
@@ -896,6 +926,16 @@ fn qc_replies_to_notices_are_authenticated_not_reported_as_forgeries() {
     .expect("garbage");
     assert!(matches!(p, Processed::Quarantined { .. }), "{p:?}");
     let id = notice_id(&store, "quarantine");
+    // A reply from a mail client that marks everything it sends with
+    // X-Auto-Response-Suppress opens no case about QC.
+    let cases = store.list_cases(None).expect("cases").len();
+    let raw = format!(
+        "From: <{qc}>\r\nTo: complaints@opp.example\r\nSubject: Re: A mail could not be handled\r\nMessage-ID: <qc-3@mail.example>\r\nIn-Reply-To: <{id}>\r\nX-Auto-Response-Suppress: All\r\nDate: Mon, 23 Nov 2026 11:00:00 +0000\r\nContent-Type: text/plain\r\n\r\nSeen, thanks.\r\n"
+    );
+    let p = process(&mut store, &desk, raw.as_bytes(), &Arrival::default(), now).expect("qc");
+    assert!(matches!(p, Processed::Robot { .. }), "{p:?}");
+    assert_eq!(store.list_cases(None).expect("cases").len(), cases);
+    assert_eq!(unauthenticated(&store), 2);
     let p = mail(&mut store, qc, "qc-2", &id, "Deleted, it was spam.");
     assert!(
         matches!(
@@ -980,6 +1020,11 @@ fn plus_addresses_deliver_to_the_inbox_and_authenticate_staff_replies() {
         1,
         "no second case for a mail to the plus-address"
     );
+    let acks = crate::support::count(
+        &Store::open(&store).expect("store"),
+        "SELECT count(*) FROM outbox WHERE kind = 'acknowledgement' AND recipient = 'erin@example.net'",
+    );
+    assert_eq!(acks, 1, "no second acknowledgement");
     assert!(daemon.stop(), "clean stop");
 }
 

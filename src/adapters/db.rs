@@ -626,38 +626,21 @@ pub fn auto_replies_since(
     )?)
 }
 
-/// Letters of `kind` queued for `address` since `since`.
+/// Letters of `kind` queued for `address` since `since`; with `case_id`,
+/// only those about that case.
 pub fn letters_since(
     tx: &Connection,
     kind: &str,
     address: &str,
+    case_id: Option<i64>,
     since: DateTime<Utc>,
 ) -> anyhow::Result<u32> {
     Ok(tx
         .prepare_cached(
-            "SELECT COUNT(*) FROM outbox WHERE recipient = ?1 AND created_at > ?2 AND kind = ?3",
+            "SELECT COUNT(*) FROM outbox WHERE recipient = ?1 AND created_at > ?2 AND kind = ?3 AND (?4 IS NULL OR case_id = ?4)",
         )?
         .query_row(
-            params![address.to_ascii_lowercase(), ts(since), kind],
-            |r| r.get(0),
-        )?)
-}
-
-/// Letters of `kind` about case `case_id` queued for `address` since
-/// `since`.
-pub fn case_letters_since(
-    tx: &Connection,
-    case_id: i64,
-    kind: &str,
-    address: &str,
-    since: DateTime<Utc>,
-) -> anyhow::Result<u32> {
-    Ok(tx
-        .prepare_cached(
-            "SELECT COUNT(*) FROM outbox WHERE recipient = ?1 AND created_at > ?2 AND case_id = ?3 AND kind = ?4",
-        )?
-        .query_row(
-            params![address.to_ascii_lowercase(), ts(since), case_id, kind],
+            params![address.to_ascii_lowercase(), ts(since), kind, case_id],
             |r| r.get(0),
         )?)
 }

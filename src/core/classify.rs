@@ -129,13 +129,10 @@ fn strong(m: &Inbound, own: &OwnIdentity) -> Option<Classification> {
     if m.return_path.as_deref() == Some("") {
         // vacation(1) and its kin mark their replies with the null sender
         // and Precedence: bulk or junk; a mailing list never uses `<>`.
-        if let Some(p) = m.header("precedence") {
-            let p = p.trim();
-            if p.eq_ignore_ascii_case("bulk") || p.eq_ignore_ascii_case("junk") {
-                return Some(Classification::AutoReply(format!(
-                    "Precedence: {p} with Return-Path: <>"
-                )));
-            }
+        if let Some(p) = bulk_precedence(m) {
+            return Some(Classification::AutoReply(format!(
+                "Precedence: {p} with Return-Path: <>"
+            )));
         }
         // With the null sender, weak signs of a responder are enough to
         // call it an auto-reply rather than a bounce.
@@ -150,14 +147,10 @@ fn strong(m: &Inbound, own: &OwnIdentity) -> Option<Classification> {
     }
     // Responders mark their replies Precedence: bulk or junk too: with an
     // auto-reply subject beside it, it is one, not list mail.
-    if let Some(p) = m.header("precedence").map(str::trim) {
-        if p.eq_ignore_ascii_case("bulk") || p.eq_ignore_ascii_case("junk") {
-            if let Some(reason) = auto_reply_subject(m) {
-                return Some(Classification::AutoReply(format!(
-                    "Precedence: {p} with {reason}"
-                )));
-            }
-        }
+    if let (Some(p), Some(reason)) = (bulk_precedence(m), auto_reply_subject(m)) {
+        return Some(Classification::AutoReply(format!(
+            "Precedence: {p} with {reason}"
+        )));
     }
     list(m).map(Classification::List)
 }
@@ -184,6 +177,14 @@ fn weak(m: &Inbound) -> Option<Classification> {
     // form that sends from no-reply@ with the person in Reply-To is human.
     let answer = m.reply_address();
     no_reply(answer).then(|| Classification::AutoReply(format!("{NO_REPLY}{answer}")))
+}
+
+/// `Precedence: bulk` or `junk`, as written: what vacation(1) and its kin
+/// mark their replies with.
+fn bulk_precedence(m: &Inbound) -> Option<&str> {
+    m.header("precedence")
+        .map(str::trim)
+        .filter(|p| p.eq_ignore_ascii_case("bulk") || p.eq_ignore_ascii_case("junk"))
 }
 
 /// An out-of-office or auto-responder subject, as a reason.

@@ -101,23 +101,8 @@ pub fn case_tokens(m: &Inbound, prefix: &str, complaints_address: &str) -> Vec<C
         }
     };
     push(&m.subject);
-    let (local, domain) = complaints_address
-        .rsplit_once('@')
-        .unwrap_or((complaints_address, ""));
     for rcpt in m.to.iter().chain(&m.cc) {
-        let Some((rl, rd)) = rcpt.address.rsplit_once('@') else {
-            continue;
-        };
-        if !rd.eq_ignore_ascii_case(domain) {
-            continue;
-        }
-        // Mail systems compare local parts without regard to case.
-        let tag = rl
-            .get(..local.len())
-            .filter(|l| l.eq_ignore_ascii_case(local))
-            .and_then(|_| rl.get(local.len()..))
-            .and_then(|t| t.strip_prefix('+'));
-        if let Some(tag) = tag {
+        if let Some(tag) = crate::core::token::plus_tag(&rcpt.address, complaints_address) {
             push(tag);
         }
     }

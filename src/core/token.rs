@@ -113,17 +113,22 @@ pub fn parse_plus_address<'a>(
     address: &'a str,
     complaints_address: &str,
 ) -> Option<(&'a str, &'a str)> {
+    plus_tag(address, complaints_address)?.rsplit_once('.')
+}
+
+/// What follows the `+` of a plus-address of `complaints_address`
+/// ("OPP-2026-0042" in `complaints+OPP-2026-0042@...`). Local parts and
+/// domains compare without regard to case, as mail systems do.
+pub fn plus_tag<'a>(address: &'a str, complaints_address: &str) -> Option<&'a str> {
     let (local, domain) = complaints_address.rsplit_once('@')?;
     let (al, ad) = address.rsplit_once('@')?;
     if !ad.eq_ignore_ascii_case(domain) {
         return None;
     }
-    let tag = al
-        .get(..local.len())
+    al.get(..local.len())
         .filter(|l| l.eq_ignore_ascii_case(local))
         .and_then(|_| al.get(local.len()..))?
-        .strip_prefix('+')?;
-    tag.rsplit_once('.')
+        .strip_prefix('+')
 }
 
 /// Every (reference, token) a reply carries: in the Message-IDs it answers

@@ -108,7 +108,7 @@ pub fn complainant_wrote(
             let day_ago = now - chrono::Duration::hours(24);
             for (name, address) in recipients(desk, &record, situation) {
                 let sent =
-                    db::case_letters_since(tx, case_id, COMPLAINANT_WROTE, &address, day_ago)?;
+                    db::letters_since(tx, COMPLAINANT_WROTE, &address, Some(case_id), day_ago)?;
                 if sent >= COMPLAINANT_WROTE_PER_DAY {
                     db::append_event(
                         tx,

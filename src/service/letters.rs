@@ -158,7 +158,7 @@ pub fn queue_notice(
     now: DateTime<Utc>,
 ) -> anyhow::Result<Option<String>> {
     let since = now - chrono::Duration::hours(24);
-    let sent = db::letters_since(tx, spec.template, spec.to_address, since)?;
+    let sent = db::letters_since(tx, spec.template, spec.to_address, None, since)?;
     if sent < NOTICES_PER_DAY {
         return queue(tx, desk, spec, now);
     }

@@ -113,11 +113,7 @@ pub fn handle(
         let case_id = match proof {
             Proof::Case { case_id, .. } => Some(case_id),
             Proof::Desk => None,
-            Proof::None => facts
-                .token_case
-                .as_ref()
-                .map(|t| t.case_id)
-                .or(facts.referenced_case),
+            Proof::None => referred_case(facts),
         };
         db::append_event(
             tx,
@@ -164,6 +160,16 @@ pub fn handle(
     }
 }
 
+/// The case a mail refers to without proving anything: a reference in
+/// its subject or plus-address, else a Message-ID it answers.
+fn referred_case(facts: &ThreadFacts) -> Option<i64> {
+    facts
+        .token_case
+        .as_ref()
+        .map(|t| t.case_id)
+        .or(facts.referenced_case)
+}
+
 fn unauthenticated(
     tx: &Transaction,
     desk: &Desk,
@@ -172,11 +178,7 @@ fn unauthenticated(
     facts: &ThreadFacts,
     now: DateTime<Utc>,
 ) -> anyhow::Result<(Option<i64>, Processed)> {
-    let case_id = facts
-        .token_case
-        .as_ref()
-        .map(|t| t.case_id)
-        .or(facts.referenced_case);
+    let case_id = referred_case(facts);
     let reference = match case_id {
         Some(id) => db::case_reference(tx, id)?,
         None => String::new(),

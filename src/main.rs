@@ -233,6 +233,69 @@ enum CasesCommand {
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
     },
+    /// Record a complaint received another way (post, phone, in person, a
+    /// form) as a new case: the complainant is acknowledged by email when
+    /// --email is given, and the Quality Coordinator and the department
+    /// head get the new-case email. The running daemon sends the letters.
+    Open(Box<OpenArgs>),
+}
+
+#[derive(Args)]
+struct OpenArgs {
+    #[command(flatten)]
+    config: ConfigArg,
+    /// The complainant's full name.
+    #[arg(long)]
+    name: Option<String>,
+    /// The complainant's email address, where letters go; without it
+    /// nothing is sent to them (acknowledge by post or phone).
+    #[arg(long)]
+    email: Option<String>,
+    /// The complainant's telephone number.
+    #[arg(long)]
+    phone: Option<String>,
+    /// A short title for the complaint.
+    #[arg(long)]
+    subject: String,
+    /// The full details of the complaint.
+    #[arg(
+        long,
+        conflicts_with = "text_file",
+        required_unless_present = "text_file"
+    )]
+    text: Option<String>,
+    /// Read the full details from a file (UTF-8); `-` reads standard input.
+    #[arg(long)]
+    text_file: Option<PathBuf>,
+    /// How it was received.
+    #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(redress::service::record::Via::NAMES))]
+    via: String,
+    /// When it was received: local time in the config's time zone
+    /// (2026-11-20T10:30), a date, or with an offset. Default: now.
+    #[arg(long)]
+    received: Option<String>,
+    /// The date the issue arose: a complaint raised after the stage's
+    /// `raise_within` is flagged to staff, never refused.
+    #[arg(long)]
+    issue_date: Option<String>,
+    /// The stage it opens in (e.g. formal, for a complaint in writing to
+    /// head office). Default: the first stage.
+    #[arg(long)]
+    stage: Option<String>,
+    /// The department (id or name). Default: the routing rules, on the
+    /// subject and text.
+    #[arg(long)]
+    department: Option<String>,
+    /// The complainant was already acknowledged (in person, by letter):
+    /// send no acknowledgement.
+    #[arg(long)]
+    acknowledged: bool,
+    /// Who records it, for the audit log. Default: the Quality
+    /// Coordinator's address.
+    #[arg(long)]
+    by: Option<String>,
+    #[arg(long, value_enum, default_value = "table")]
+    format: Format,
 }
 
 fn main() -> ExitCode {
@@ -348,6 +411,7 @@ fn status(path: &Path, format: Format) -> anyhow::Result<ExitCode> {
 fn parse_at(
     text: &str,
     cal: &redress::core::calendar::WorkingCalendar,
+    option: &str,
 ) -> anyhow::Result<chrono::DateTime<chrono::Utc>> {
     let text = text.trim();
     if let Ok(t) = chrono::DateTime::parse_from_rfc3339(text) {
@@ -369,7 +433,7 @@ fn parse_at(
     match local {
         Some(l) => Ok(cal.resolve_local(l)?),
         None => bail!(
-            "--at {text:?} is not a time: write 2026-12-20T09:00 (local) or 2026-12-20T09:00:00Z"
+            "{option} {text:?} is not a time: write 2026-12-20T09:00 (local) or 2026-12-20T09:00:00Z"
         ),
     }
 }
@@ -380,7 +444,7 @@ fn tick(path: &Path, at: Option<&str>, dry_run: bool, format: Format) -> anyhow:
     let desk = redress::service::Desk::new(config, &mut store)?;
     let now = redress::clock::now();
     let at = match at {
-        Some(t) => parse_at(t, &desk.calendar)?,
+        Some(t) => parse_at(t, &desk.calendar, "--at")?,
         None => now,
     };
     let actions = redress::service::ladder::tick(&mut store, &desk, at, now, dry_run)?;
@@ -646,8 +710,90 @@ fn cases(c: CasesCommand) -> anyhow::Result<ExitCode> {
                 Format::Table => print_case_detail(&detail),
             }
         }
+        CasesCommand::Open(a) => open_case(*a)?,
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `redress cases open`: records a complaint that came another way.
+fn open_case(a: OpenArgs) -> anyhow::Result<()> {
+    use redress::service::record::{self, Acknowledgement, Complaint};
+    let text = match (&a.text, &a.text_file) {
+        (Some(t), _) => t.clone(),
+        (None, Some(p)) if p.as_os_str() == "-" => {
+            let mut t = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut t)
+                .context("Reading the complaint's text from standard input")?;
+            t
+        }
+        (None, Some(p)) => std::fs::read_to_string(p)
+            .with_context(|| format!("Reading the complaint's text from {}", p.display()))?,
+        (None, None) => bail!("give the complaint's full details with --text or --text-file"),
+    };
+    let config: Config = config::load(&a.config.config)?;
+    let mut store = Store::open(&config.store.path)?;
+    let desk = redress::service::Desk::new(config, &mut store)?;
+    let now = redress::clock::now();
+    let received = match &a.received {
+        Some(t) => parse_at(t, &desk.calendar, "--received")?,
+        None => now,
+    };
+    let issue_date = a
+        .issue_date
+        .as_deref()
+        .map(redress::core::command::parse_date)
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("--issue-date: {e}"))?;
+    let complaint = Complaint {
+        name: a.name.clone().unwrap_or_default(),
+        email: a.email.clone(),
+        phone: a.phone.clone(),
+        subject: a.subject.clone(),
+        text,
+        via: a
+            .via
+            .parse()
+            .map_err(|e: String| anyhow::anyhow!("--via: {e}"))?,
+        received,
+        issue_date,
+        stage: a.stage.clone(),
+        department: a.department.clone(),
+        acknowledged: a.acknowledged,
+        by: a.by.clone(),
+    };
+    let done = record::record(&mut store, &desk, &complaint, now)?;
+    match a.format {
+        Format::Json => println!("{}", serde_json::to_string_pretty(&done)?),
+        Format::Table => {
+            let long = redress::core::text::uk_long_date;
+            println!(
+                "{} opened: {} stage, department {}, target date {}",
+                done.reference,
+                done.stage,
+                done.department,
+                done.target_date.map_or("-".to_string(), long)
+            );
+            match done.acknowledgement {
+                Acknowledgement::Queued => println!(
+                    "acknowledgement: queued to {} (the daemon sends it)",
+                    complaint.email.as_deref().unwrap_or_default().trim()
+                ),
+                Acknowledgement::AlreadyGiven => {
+                    println!("acknowledgement: already given, none sent")
+                }
+                Acknowledgement::NoAddress => println!(
+                    "acknowledgement: none sent (no email address); acknowledge by post or phone"
+                ),
+            }
+            if let Some(due) = done.raised_late_due {
+                println!(
+                    "raised late: it was due by {}; staff are told, it is not refused",
+                    long(due)
+                );
+            }
+        }
+    }
+    Ok(())
 }
 
 fn print_case_table(cases: &[CaseRecord]) {
@@ -673,9 +819,14 @@ fn print_case_table(cases: &[CaseRecord]) {
 fn print_case_detail(d: &CaseDetail) {
     let c = &d.case;
     println!("{}  {}  {} / {}", c.reference, c.subject, c.stage, c.status);
+    let email = if c.complainant_email.is_empty() {
+        String::new()
+    } else {
+        format!(" <{}>", c.complainant_email)
+    };
     println!(
-        "  complainant: {} <{}> {}",
-        c.complainant_name, c.complainant_email, c.complainant_phone
+        "  complainant: {}{email} {}",
+        c.complainant_name, c.complainant_phone
     );
     println!("  department:  {}", c.department);
     println!("  received:    {}", c.received_at);

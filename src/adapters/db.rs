@@ -351,6 +351,20 @@ pub fn store_raw(
     Ok(RawStored::New(tx.last_insert_rowid()))
 }
 
+/// Whether a message with this Message-ID is stored: `Some` with the
+/// reference of its case, if it has one.
+pub fn message_case_reference(
+    tx: &Transaction,
+    message_id: &str,
+) -> anyhow::Result<Option<Option<String>>> {
+    Ok(tx
+        .prepare_cached(
+            "SELECT c.reference FROM messages m LEFT JOIN cases c ON c.id = m.case_id WHERE m.message_id = ?1",
+        )?
+        .query_row(params![message_id], |r| r.get(0))
+        .optional()?)
+}
+
 /// The parsed facts of a stored message, written once intake decided.
 #[derive(Debug, Clone, Default)]
 pub struct MessageFacts<'a> {
@@ -954,9 +968,12 @@ pub fn insert_case(
         ],
     )?;
     let id = tx.last_insert_rowid();
-    tx.prepare_cached("INSERT INTO participants (case_id, address, name, role) VALUES (?1, ?2, ?3, 'complainant')")?.execute(
-        params![id, new.complainant_email.to_ascii_lowercase(), new.complainant_name],
-    )?;
+    // A complaint recorded without an address has no one to match mail by.
+    if !new.complainant_email.is_empty() {
+        tx.prepare_cached("INSERT INTO participants (case_id, address, name, role) VALUES (?1, ?2, ?3, 'complainant')")?.execute(
+            params![id, new.complainant_email.to_ascii_lowercase(), new.complainant_name],
+        )?;
+    }
     Ok((id, reference))
 }
 
@@ -1277,6 +1294,31 @@ mod tests {
             received_at: utc(received),
             target_date: "2026-12-21".parse().ok(),
         }
+    }
+
+    /// Root opening the store of a daemon that runs as another user (a
+    /// CLI command such as `cases open` or `tick` on the package's store)
+    /// leaves its side files to that user: SQLite gives a new `-wal` and
+    /// `-shm` the owner of the database when it runs as root, and redress
+    /// relies on it. Only root can give files away; CI runs as root.
+    #[test]
+    fn side_files_keep_the_owner_of_the_store() {
+        use std::os::unix::fs::MetadataExt as _;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("s.sqlite");
+        drop(Store::open(&path).expect("create"));
+        const NOBODY: u32 = 65534;
+        if std::os::unix::fs::chown(&path, Some(NOBODY), Some(NOBODY)).is_err() {
+            // Not root: nothing can be given away, and opening still works.
+            assert!(Store::open(&path).is_ok());
+            return;
+        }
+        let store = Store::open(&path).expect("open as root");
+        for side in ["s.sqlite-wal", "s.sqlite-shm"] {
+            let meta = std::fs::metadata(dir.path().join(side)).expect(side);
+            assert_eq!((meta.uid(), meta.gid()), (NOBODY, NOBODY), "{side}");
+        }
+        drop(store);
     }
 
     #[test]

@@ -308,6 +308,8 @@ pub fn sample(name: &str) -> Value {
             "body": SAMPLE_BODY,
             "noted_reference": "",
             "acknowledgement_note": "",
+            "recorded_note": "",
+            "late_note": "",
             "commands_help": SAMPLE_COMMANDS_HELP,
         }),
         "quarantine" => json!({
@@ -457,11 +459,18 @@ pub fn sample(name: &str) -> Value {
 pub fn samples(name: &str) -> Vec<Value> {
     let base = sample(name);
     let variants = match name {
-        "new-case" => vec![json!({
-            "complainant_phone": "",
-            "noted_reference": "OPP-2026-0000",
-            "acknowledgement_note": "No acknowledgement was sent: the sender has had three automatic replies today.",
-        })],
+        "new-case" => vec![
+            json!({
+                "complainant_phone": "",
+                "noted_reference": "OPP-2026-0000",
+                "acknowledgement_note": "No acknowledgement was sent: the sender has had three automatic replies today.",
+            }),
+            json!({
+                "complainant_email": "",
+                "recorded_note": "Received by post; recorded by quality@opp.example.",
+                "late_note": "Raised late: the issue arose on Monday 2 November 2026.",
+            }),
+        ],
         "send-failed" => vec![json!({"reference": ""})],
         "oauth2-refresh-failed" => vec![json!({"smtp_affected": false})],
         "escalation-1" | "escalation-2" | "escalation-3" => {

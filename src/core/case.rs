@@ -349,9 +349,21 @@ pub fn open(
         .procedure
         .first_stage()
         .ok_or_else(|| TransitionError::UnknownStage(StageName(String::new())))?;
+    open_in(reference, received_at, &stage.name, ctx)
+}
+
+/// Opens a case directly in `stage` (a formal complaint received in
+/// writing, recorded by the Quality Coordinator): the same as [`open`]
+/// otherwise.
+pub fn open_in(
+    reference: CaseRef,
+    received_at: DateTime<Utc>,
+    stage: &StageName,
+    ctx: &Context,
+) -> Result<Transition, TransitionError> {
     let case = Case {
         reference,
-        stage: stage.name.clone(),
+        stage: stage.clone(),
         status: Status::Open,
         received_at,
         stage_opened_at: received_at,
@@ -362,7 +374,7 @@ pub fn open(
         outcome: None,
         resolved_at: None,
     };
-    start_stage(case, &stage.name, received_at, ctx)
+    start_stage(case, stage, received_at, ctx)
 }
 
 /// Begins `stage` at `now`: a new acknowledgement and target date.

@@ -629,6 +629,19 @@ enum DateRead {
     NotADate,
 }
 
+/// A whole string read as a date, written as staff write them in
+/// commands (`2026-12-20`, `20/12/2026`, `20 December 2026`), or why not.
+pub fn parse_date(s: &str) -> Result<NaiveDate, String> {
+    match read_date(s.trim()) {
+        DateRead::Date(d) => Ok(d),
+        DateRead::Invalid(why) => Err(why),
+        DateRead::NotADate => Err(format!(
+            "{:?} is not a date; write dates as {DATE_FORMATS}",
+            s.trim()
+        )),
+    }
+}
+
 /// A whole string read as a date.
 fn read_date(s: &str) -> DateRead {
     match date_at_start(s) {

@@ -179,6 +179,26 @@ pub struct Stage {
     pub answered_by: Answerer,
 }
 
+impl Stage {
+    /// When a complaint raised at this stage on `received` about an issue
+    /// that arose on `issue` came late: the last day it was due (the
+    /// stage's `raise_within` after the issue), or `None` when it was in
+    /// time or the stage sets no such window. Late is flagged, never
+    /// refused.
+    pub fn raised_late(
+        &self,
+        issue: NaiveDate,
+        received: NaiveDate,
+        cal: &WorkingCalendar,
+    ) -> Result<Option<NaiveDate>, CalendarError> {
+        let Some(window) = self.raise_within else {
+            return Ok(None);
+        };
+        let due = window.due_after_date(issue, cal)?;
+        Ok((received > due).then_some(due))
+    }
+}
+
 /// A whole procedure: stages in order, and the timers around them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Procedure {
@@ -283,6 +303,41 @@ mod tests {
         assert_eq!(
             Span::WorkingDays(1).due_from(late, &cal),
             Ok(Due::By(date("2026-12-22")))
+        );
+    }
+
+    #[test]
+    fn a_complaint_raised_after_its_window_is_late_by_working_days() {
+        let cal = WorkingCalendar::default();
+        let date = |s: &str| s.parse::<NaiveDate>().expect("date");
+        let stage = |raise_within| Stage {
+            name: StageName("informal".into()),
+            raise_within,
+            acknowledge_within: Span::Hours(48),
+            respond_within: Span::WorkingDays(20),
+            max_extension: None,
+            escalate_within: None,
+            answered_by: Answerer::DepartmentHead,
+        };
+        // Seed 000 §4: within 5 working days of the issue. Issue on
+        // Monday 21 December 2026; Christmas Day and Boxing Day (moved to
+        // Monday 28th) are not working days: due by Wednesday 30th.
+        let informal = stage(Some(Span::WorkingDays(5)));
+        let issue = date("2026-12-21");
+        assert_eq!(
+            informal.raised_late(issue, date("2026-12-30"), &cal),
+            Ok(None)
+        );
+        assert_eq!(
+            informal.raised_late(issue, date("2026-12-31"), &cal),
+            Ok(Some(date("2026-12-30")))
+        );
+        // Raised the day the issue arose, or before it was due: in time.
+        assert_eq!(informal.raised_late(issue, issue, &cal), Ok(None));
+        // No window: never late.
+        assert_eq!(
+            stage(None).raised_late(issue, date("2027-06-01"), &cal),
+            Ok(None)
         );
     }
 }

@@ -26,6 +26,7 @@ use crate::core::case::{self, CaseRef, Context, Effect, Letter};
 use crate::core::classify::{classify, Classification};
 use crate::core::intake::{self, IntakeDecision, SenderFacts};
 use crate::core::message::{synthetic_message_id, Inbound};
+use crate::core::procedure::StageName;
 use crate::core::threading::{self, ThreadDecision, ThreadFacts, TokenCase};
 use chrono::{DateTime, Duration, Utc};
 use rusqlite::Transaction;
@@ -646,6 +647,7 @@ fn decide_and_commit(
                 tell_qc_cap,
                 noted,
                 doubtful,
+                None,
             )?;
             (
                 Some(id),
@@ -808,8 +810,24 @@ fn record_message(
     Ok(())
 }
 
+/// A complaint that came another way (post, phone, in person), as the
+/// Quality Coordinator records it (`redress cases open`, see
+/// [`super::record`]): what the mail would otherwise tell.
+pub(super) struct Recording<'a> {
+    pub stage: &'a StageName,
+    pub department: &'a str,
+    pub phone: &'a str,
+    /// How it came ("by post"...), and who recorded it.
+    pub via: &'a str,
+    pub by: &'a str,
+    /// The complainant was already acknowledged another way: no letter.
+    pub acknowledged: bool,
+    /// Why it is flagged as raised late, if it is.
+    pub late_note: Option<String>,
+}
+
 #[allow(clippy::too_many_arguments)]
-fn open_case(
+pub(super) fn open_case(
     tx: &Transaction,
     desk: &Desk,
     render: Render,
@@ -820,22 +838,44 @@ fn open_case(
     tell_qc_cap: bool,
     noted_reference: Option<CaseRef>,
     doubtful: Option<String>,
+    recording: Option<&Recording>,
 ) -> anyhow::Result<(i64, CaseRef, bool)> {
     let cfg = &desk.config;
-    let department = intake::route(m, &desk.routing, cfg.default_department()).to_string();
-    let stage = desk
-        .procedure
-        .first_stage()
-        .ok_or_else(|| anyhow::anyhow!("the procedure has no stage"))?
-        .name
-        .clone();
+    let department = match recording {
+        Some(r) => r.department.to_string(),
+        None => intake::route(m, &desk.routing, cfg.default_department()).to_string(),
+    };
+    let stage = match recording {
+        Some(r) => r.stage.clone(),
+        None => desk
+            .procedure
+            .first_stage()
+            .ok_or_else(|| anyhow::anyhow!("the procedure has no stage"))?
+            .name
+            .clone(),
+    };
     let name = m.from.as_ref().map(|f| f.name.trim()).unwrap_or("");
-    let phone = crate::core::text::signature_phone(&m.body_text).unwrap_or_default();
+    let phone = match recording {
+        Some(r) => r.phone.to_string(),
+        None => crate::core::text::signature_phone(&m.body_text).unwrap_or_default(),
+    };
     let reply_address = m.reply_address().to_ascii_lowercase();
     // No usable address: the case is opened all the same, nobody can be
     // acknowledged, and staff are told so.
     let can_reply = crate::adapters::outgoing::is_sendable(&reply_address);
-    let held_note = if let Some(reason) = &doubtful {
+    // A recorded complaint is always announced to those who handle it.
+    let notify = acknowledge || tell_qc_cap || recording.is_some();
+    let held_note = if let Some(r) = recording.filter(|r| r.acknowledged) {
+        Some(format!(
+            "No acknowledgement was sent: {} recorded that the complainant was already acknowledged.",
+            r.by
+        ))
+    } else if recording.is_some() && !can_reply {
+        Some(
+            "No acknowledgement was sent: no email address was recorded. Please acknowledge the complaint by post or phone."
+                .to_string(),
+        )
+    } else if let Some(reason) = &doubtful {
         Some(format!(
             "No acknowledgement was sent: the mail looks automatic ({reason}), but only on weak evidence. Please check it, and reply by hand if it is a real complaint."
         ))
@@ -852,8 +892,8 @@ fn open_case(
         None
     };
     let capped = tell_qc_cap;
-    let tell_qc_cap = tell_qc_cap || !can_reply || doubtful.is_some();
-    let acknowledge = acknowledge && can_reply;
+    let notify = notify || !can_reply || doubtful.is_some();
+    let acknowledge = acknowledge && can_reply && !recording.is_some_and(|r| r.acknowledged);
     let (case_id, reference) = db::insert_case(
         tx,
         &NewCase {
@@ -877,21 +917,30 @@ fn open_case(
         procedure: &desk.procedure,
         calendar: &desk.calendar,
     };
-    let transition = case::open(reference.clone(), received, &ctx)?;
-    db::append_event(
-        tx,
-        Some(case_id),
-        now,
-        m.from_address(),
-        "opened",
-        &json!({
-            "message_id": m.message_id,
-            "stage": stage.0,
-            "department": department,
-            "target_date": transition.case.target_date.map(|d| d.to_string()),
-            "noted_reference": noted_reference.as_ref().map(|r| r.to_string()),
-        }),
-    )?;
+    let mut transition = case::open_in(reference.clone(), received, &stage, &ctx)?;
+    let mut opened = json!({
+        "message_id": m.message_id,
+        "stage": stage.0,
+        "department": department,
+        "target_date": transition.case.target_date.map(|d| d.to_string()),
+        "noted_reference": noted_reference.as_ref().map(|r| r.to_string()),
+    });
+    if let (Some(r), Some(map)) = (recording, opened.as_object_mut()) {
+        map.insert("received_via".into(), json!(r.via));
+        map.insert("recorded_by".into(), json!(r.by));
+    }
+    let actor = recording.map_or(m.from_address(), |r| r.by);
+    db::append_event(tx, Some(case_id), now, actor, "opened", &opened)?;
+    if let Some(note) = recording.and_then(|r| r.late_note.as_deref()) {
+        db::append_event(
+            tx,
+            Some(case_id),
+            now,
+            "redress",
+            "raised-late",
+            &json!({ "reason": note }),
+        )?;
+    }
     if let Some(note) = &held_note {
         db::append_event(
             tx,
@@ -920,8 +969,15 @@ fn open_case(
     } else {
         name
     };
-    let parent = m.message_id.as_str();
+    // A recorded complaint's id is ours, never seen by the complainant.
+    let parent = recording.is_none().then_some(m.message_id.as_str());
     let refs: Vec<String> = m.references.clone();
+    let recorded_note = recording.map_or(String::new(), |r| {
+        format!("Received {}; recorded by {}.", r.via, r.by)
+    });
+    let late_note = recording
+        .and_then(|r| r.late_note.clone())
+        .unwrap_or_default();
     let mut acknowledged = false;
     for effect in transition.effects.clone() {
         match effect {
@@ -937,7 +993,7 @@ fn open_case(
                         to_address: &reply_address,
                         auto_reply: true,
                         auto_submitted: AutoSubmitted::Replied,
-                        in_reply_to: Some(parent),
+                        in_reply_to: parent,
                         references: &refs,
                         message_id: None,
                         reply_to: None,
@@ -956,7 +1012,7 @@ fn open_case(
                 acknowledged = true;
             }
             Effect::SendLetter(_) => {}
-            Effect::NotifyStaff { rung: 0 } if acknowledge || tell_qc_cap => {
+            Effect::NotifyStaff { rung: 0 } if notify => {
                 let dept = cfg.department(&department);
                 for (staff_name, staff_address) in cfg.new_case_recipients(&department) {
                     letters::queue_with(
@@ -987,6 +1043,8 @@ fn open_case(
                                 "body": display_body(m),
                                 "noted_reference": noted_reference.as_ref().map(|r| r.to_string()).unwrap_or_default(),
                                 "acknowledgement_note": held_note.clone().unwrap_or_default(),
+                                "recorded_note": recorded_note,
+                                "late_note": late_note,
                                 "commands_help": super::casework::commands_help(),
                             }),
                         },
@@ -1000,6 +1058,19 @@ fn open_case(
                 letters::apply_deadline_effects(tx, case_id, std::slice::from_ref(&e), now)?
             }
         }
+    }
+    if recording.is_some_and(|r| r.acknowledged) {
+        let t = case::apply(&transition.case, &case::Event::Acknowledged, now, &ctx)?;
+        letters::apply_deadline_effects(tx, case_id, &t.effects, now)?;
+        db::append_event(
+            tx,
+            Some(case_id),
+            now,
+            actor,
+            "acknowledged-otherwise",
+            &json!({"reason": "the complainant was acknowledged when the complaint was recorded"}),
+        )?;
+        transition = t;
     }
     db::update_case_state(tx, case_id, &transition.case, now)?;
     Ok((case_id, reference, acknowledged))

@@ -9,6 +9,7 @@ pub mod ladder;
 pub mod letters;
 pub mod oauth;
 pub mod ops;
+pub mod record;
 pub mod staff;
 
 use crate::adapters::db::Store;

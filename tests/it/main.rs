@@ -13,6 +13,7 @@ mod mail;
 mod oauth;
 mod ops;
 mod purity;
+mod record;
 mod service;
 mod support;
 mod text;

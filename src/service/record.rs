@@ -1,0 +1,404 @@
+//! A complaint that did not come by email to the complaints inbox (a
+//! letter to head office, a phone call, a word with a member of staff, a
+//! course review form), recorded by the Quality Coordinator with
+//! `redress cases open` (seed 000 §4: "the member of staff receiving the
+//! complaint will then pass the information on to the Quality Coordinator,
+//! who will ensure the issue is recorded").
+//!
+//! It becomes a case like any other, in ONE transaction: the record is
+//! stored as a message of the case (what was said, by whom, how it came),
+//! the case opens in the stage given (a written complaint to head office
+//! is seed 000's formal stage), the complainant is acknowledged by email
+//! when an address is known, and the Quality Coordinator and the
+//! department head get the new-case email they can act on by reply.
+//! Recording the same complaint twice opens no second case.
+
+use super::intake::{open_case, Recording};
+use super::letters::{long_date, Render};
+use super::Desk;
+use crate::adapters::db::{self, MessageFacts, RawStored, Source, Store};
+use crate::core::message::{Inbound, Mailbox};
+use crate::core::procedure::StageName;
+use chrono::{DateTime, NaiveDate, Utc};
+use sha2::Digest as _;
+
+/// How a complaint came, in the words of the record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    Post,
+    Phone,
+    InPerson,
+    Form,
+    /// By email to someone other than the complaints inbox.
+    Email,
+    Other,
+}
+
+impl Via {
+    /// The names `redress cases open --via` takes.
+    pub const NAMES: [&'static str; 6] = ["post", "phone", "in-person", "form", "email", "other"];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Via::Post => "post",
+            Via::Phone => "phone",
+            Via::InPerson => "in-person",
+            Via::Form => "form",
+            Via::Email => "email",
+            Via::Other => "other",
+        }
+    }
+
+    /// "Received {phrase}".
+    pub fn phrase(self) -> &'static str {
+        match self {
+            Via::Post => "by post",
+            Via::Phone => "by phone",
+            Via::InPerson => "in person",
+            Via::Form => "on a form",
+            Via::Email => "by email to a member of staff",
+            Via::Other => "another way",
+        }
+    }
+}
+
+impl std::str::FromStr for Via {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Via, String> {
+        let all = [
+            Via::Post,
+            Via::Phone,
+            Via::InPerson,
+            Via::Form,
+            Via::Email,
+            Via::Other,
+        ];
+        all.into_iter()
+            .find(|v| v.as_str().eq_ignore_ascii_case(s.trim()))
+            .ok_or_else(|| {
+                format!(
+                    "{s:?} is not a way of receiving a complaint: write one of {}",
+                    Via::NAMES.join(", ")
+                )
+            })
+    }
+}
+
+/// What the Quality Coordinator records.
+#[derive(Debug, Clone)]
+pub struct Complaint {
+    /// The complainant's full name.
+    pub name: String,
+    /// Where letters go; without one, nothing can be sent to them.
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub subject: String,
+    /// The full details of the complaint.
+    pub text: String,
+    pub via: Via,
+    /// When it was received (not when it is recorded).
+    pub received: DateTime<Utc>,
+    /// The date the issue arose, when known: a complaint raised after the
+    /// stage's `raise_within` is flagged, never refused.
+    pub issue_date: Option<NaiveDate>,
+    /// The stage it opens in (default: the first).
+    pub stage: Option<String>,
+    /// A department id or name (default: the routing rules, on the subject
+    /// and text).
+    pub department: Option<String>,
+    /// The complainant was already acknowledged (in person, by a letter
+    /// handed over): no acknowledgement is sent.
+    pub acknowledged: bool,
+    /// Who records it (default: the Quality Coordinator's address).
+    pub by: Option<String>,
+}
+
+/// How the acknowledgement went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Acknowledgement {
+    /// Queued to the complainant's address; the daemon sends it.
+    Queued,
+    /// Already given another way, as recorded.
+    AlreadyGiven,
+    /// No address to write to: acknowledge by post or phone.
+    NoAddress,
+}
+
+/// What recording did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Recorded {
+    pub reference: String,
+    pub stage: String,
+    pub department: String,
+    /// ISO local date.
+    pub target_date: Option<NaiveDate>,
+    pub acknowledgement: Acknowledgement,
+    /// When raised late: the last day it was due.
+    pub raised_late_due: Option<NaiveDate>,
+}
+
+/// Records `c` as a new case at `now`. A bad value is refused with the
+/// option it came from and nothing is written; the same complaint
+/// recorded twice is refused with the case it already is.
+pub fn record(
+    store: &mut Store,
+    desk: &Desk,
+    c: &Complaint,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Recorded> {
+    let cfg = &desk.config;
+    let name = one_line(&c.name);
+    let email = c
+        .email
+        .as_deref()
+        .map(|e| e.trim().to_ascii_lowercase())
+        .filter(|e| !e.is_empty());
+    let phone = c.phone.as_deref().map(one_line).unwrap_or_default();
+    let subject = one_line(&c.subject);
+    let text = c.text.replace("\r\n", "\n").trim().to_string();
+    if name.is_empty() && email.is_none() {
+        anyhow::bail!("--name and --email are both empty: say who complained");
+    }
+    if subject.is_empty() {
+        anyhow::bail!("--subject is empty: give the complaint a short title");
+    }
+    if text.is_empty() {
+        anyhow::bail!(
+            "the complaint's text is empty: give its full details with --text or --text-file"
+        );
+    }
+    if let Some(e) = &email {
+        if !crate::adapters::outgoing::is_sendable(e) {
+            anyhow::bail!("--email {e:?} is not an address letters can be sent to");
+        }
+        if desk.is_staff(e) || desk.own.addresses.iter().any(|a| a == e) {
+            anyhow::bail!(
+                "--email {e} is a staff or complaints-desk address: its mail would be taken for staff actions, not a complainant's"
+            );
+        }
+    }
+    if c.received > now + chrono::Duration::minutes(5) {
+        anyhow::bail!("--received is in the future");
+    }
+    let stage = match &c.stage {
+        Some(s) => {
+            let wanted = StageName(s.trim().to_string());
+            desk.procedure
+                .stages
+                .iter()
+                .find(|st| st.name.0.eq_ignore_ascii_case(&wanted.0))
+                .ok_or_else(|| {
+                    let names: Vec<&str> = desk
+                        .procedure
+                        .stages
+                        .iter()
+                        .map(|s| s.name.0.as_str())
+                        .collect();
+                    anyhow::anyhow!(
+                        "--stage {s:?} is not a stage of the procedure: write one of {}",
+                        names.join(", ")
+                    )
+                })?
+        }
+        None => desk
+            .procedure
+            .first_stage()
+            .ok_or_else(|| anyhow::anyhow!("the procedure has no stage"))?,
+    };
+    let received_date = desk.calendar.local_date(c.received);
+    let raised_late_due = match c.issue_date {
+        Some(issue) if issue > received_date => anyhow::bail!(
+            "--issue-date {issue} is after the complaint was received ({received_date})"
+        ),
+        Some(issue) => stage.raised_late(issue, received_date, &desk.calendar)?,
+        None => None,
+    };
+    let late_note = match (c.issue_date, raised_late_due, stage.raise_within) {
+        (Some(issue), Some(due), Some(window)) => Some(format!(
+            "Raised late: the issue arose on {}, and the {} stage asks for complaints within {window} of it (by {}). It is recorded all the same; please consider it.",
+            long_date(issue),
+            stage.name.0,
+            long_date(due)
+        )),
+        _ => None,
+    };
+    let mut m = Inbound {
+        message_id: String::new(),
+        message_id_synthetic: false,
+        in_reply_to: Vec::new(),
+        references: Vec::new(),
+        from: Some(Mailbox {
+            name: name.clone(),
+            address: email.clone().unwrap_or_default(),
+        }),
+        reply_to: None,
+        to: Vec::new(),
+        cc: Vec::new(),
+        return_path: None,
+        subject: subject.clone(),
+        date: Some(
+            c.received
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        ),
+        headers: Vec::new(),
+        content_type: "text/plain".to_string(),
+        report_type: None,
+        body_text: text.clone(),
+        attachments: Vec::new(),
+    };
+    let department = match &c.department {
+        Some(d) => cfg
+            .find_department(d.trim())
+            .map(|d| d.id.clone())
+            .ok_or_else(|| {
+                let known: Vec<String> = cfg
+                    .staff
+                    .departments
+                    .iter()
+                    .map(|d| format!("{} ({})", d.id, d.name))
+                    .collect();
+                anyhow::anyhow!(
+                    "--department {d:?} is not a department: write one of {}",
+                    known.join(", ")
+                )
+            })?,
+        None => crate::core::intake::route(&m, &desk.routing, cfg.default_department()).to_string(),
+    };
+    let by =
+        c.by.as_deref()
+            .map(one_line)
+            .filter(|b| !b.is_empty())
+            .unwrap_or_else(|| cfg.staff.quality_coordinator.address.clone());
+
+    // The record itself, kept as the case's first message. Its id comes
+    // from who complained and what they said, not when it was received or
+    // recorded: entering the same complaint again is a duplicate.
+    let fields = [
+        ("Received-Via", c.via.as_str().to_string()),
+        ("Complainant-Name", name.clone()),
+        ("Complainant-Email", email.clone().unwrap_or_default()),
+        ("Complainant-Phone", phone.clone()),
+        ("Subject", subject.clone()),
+    ];
+    let mut hash = sha2::Sha256::new();
+    for (k, v) in &fields {
+        hash.update(format!("{k}: {v}\n"));
+    }
+    hash.update(&text);
+    let digest = hex::encode(hash.finalize());
+    m.message_id = format!("recorded.{}@{}", &digest[..24], cfg.message_id_domain());
+    let issue = c.issue_date.map(|d| d.to_string()).unwrap_or_default();
+    let raw = record_text(&m, &fields, &[("Issue-Date", issue)], &by, now);
+
+    let tx = store.transaction()?;
+    if let Some(case) = db::message_case_reference(&tx, &m.message_id)? {
+        anyhow::bail!(
+            "this complaint is already recorded{}: nothing was changed",
+            case.map(|r| format!(" as {r}")).unwrap_or_default()
+        );
+    }
+    let row = match db::store_raw(
+        &tx,
+        &m.message_id,
+        false,
+        raw.as_bytes(),
+        &Source::default(),
+        c.received,
+    )? {
+        RawStored::New(row) => row,
+        RawStored::Duplicate { .. } => anyhow::bail!("this complaint is already recorded"),
+    };
+    let recording = Recording {
+        stage: &stage.name,
+        department: &department,
+        phone: &phone,
+        via: c.via.phrase(),
+        by: &by,
+        acknowledged: c.acknowledged,
+        late_note,
+    };
+    let (case_id, reference, acknowledged) = open_case(
+        &tx,
+        desk,
+        Render::Now,
+        &m,
+        c.received,
+        now,
+        true,
+        false,
+        None,
+        None,
+        Some(&recording),
+    )?;
+    db::message_processed(
+        &tx,
+        row,
+        &MessageFacts {
+            case_id: Some(case_id),
+            from_address: m.from_address(),
+            from_name: &name,
+            subject: &subject,
+            sent_date: m.date.as_deref(),
+            body_text: &text,
+            classification: "recorded",
+            ..MessageFacts::default()
+        },
+        now,
+    )?;
+    let target_date = db::load_case(&tx, case_id)?.target_date;
+    tx.commit()?;
+    tracing::info!(
+        reference = reference.as_str(),
+        via = c.via.as_str(),
+        by = by.as_str(),
+        "complaint recorded"
+    );
+    Ok(Recorded {
+        reference: reference.to_string(),
+        stage: stage.name.0.clone(),
+        department,
+        target_date,
+        acknowledgement: if acknowledged {
+            Acknowledgement::Queued
+        } else if c.acknowledged {
+            Acknowledgement::AlreadyGiven
+        } else {
+            Acknowledgement::NoAddress
+        },
+        raised_late_due,
+    })
+}
+
+/// A value for one line of the record: line breaks become spaces.
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// The stored record: mail-like headers (UTF-8, RFC 6532) and the text.
+fn record_text(
+    m: &Inbound,
+    fields: &[(&str, String)],
+    more: &[(&str, String)],
+    by: &str,
+    now: DateTime<Utc>,
+) -> String {
+    let mut out = format!("Message-ID: <{}>\r\n", m.message_id);
+    for (k, v) in fields.iter().chain(more) {
+        if !v.is_empty() {
+            out.push_str(&format!("X-Redress-{k}: {v}\r\n"));
+        }
+    }
+    if let Some(date) = &m.date {
+        out.push_str(&format!("X-Redress-Received: {date}\r\n"));
+    }
+    out.push_str(&format!("X-Redress-Recorded-By: {by}\r\n"));
+    out.push_str(&format!("X-Redress-Recorded-At: {}\r\n", now.to_rfc3339()));
+    out.push_str("Content-Type: text/plain; charset=utf-8\r\n\r\n");
+    for line in m.body_text.lines() {
+        out.push_str(line);
+        out.push_str("\r\n");
+    }
+    out
+}

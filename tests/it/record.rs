@@ -1,0 +1,455 @@
+//! Complaints that came another way (post, phone, in person), recorded by
+//! the Quality Coordinator with `redress cases open`: on a real store, and
+//! end to end with the daemon over a real Postfix and Dovecot.
+
+use crate::support::{
+    count, flat, header, redress, repo, stderr, stdout, wait_store, Daemon, MailStack,
+};
+use redress::adapters::db::Store;
+use std::path::Path;
+
+/// `redress cases open ARGS --config example --format json` against `store`.
+fn open(store: &Path, args: &[&str]) -> std::process::Output {
+    let config = repo().join("config.example.toml");
+    let mut all = vec!["cases", "open", "--config", config.to_str().expect("path")];
+    all.extend_from_slice(args);
+    redress(
+        &all,
+        &[("REDRESS_STORE_PATH", store.to_str().expect("path"))],
+    )
+}
+
+fn json(out: &std::process::Output) -> serde_json::Value {
+    assert!(out.status.success(), "cases open failed: {}", stderr(out));
+    serde_json::from_slice(&out.stdout).expect("json")
+}
+
+const LETTER: &str = "Dear Sir or Madam,\n\nThe assessor did not come to the session on 12 November, and nobody told us.\n\nYours faithfully,\nFiona Grey\n";
+
+#[test]
+fn qc_records_a_posted_complaint_once_with_every_detail_and_lateness_flagged() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = dir.path().join("store.sqlite");
+    let text_file = dir.path().join("letter.txt");
+    std::fs::write(&text_file, LETTER).expect("letter");
+    let args = [
+        "--name",
+        "Fiona Grey",
+        "--email",
+        "Fiona.Grey@Example.net",
+        "--phone",
+        "01254 765432",
+        "--subject",
+        "Assessor did not turn up",
+        "--text-file",
+        text_file.to_str().expect("path"),
+        "--via",
+        "post",
+        "--received",
+        "2026-11-20T10:30",
+        "--issue-date",
+        "12 November 2026",
+        "--stage",
+        "formal",
+        "--department",
+        "Assessment",
+        "--format",
+        "json",
+    ];
+    let done = json(&open(&store, &args));
+    let reference = done["reference"].as_str().expect("reference").to_string();
+    assert_eq!(done["stage"], "formal");
+    assert_eq!(done["department"], "assessment");
+    // Formal: 20 working days from Friday 20 November 2026.
+    assert_eq!(done["target_date"], "2026-12-18");
+    assert_eq!(done["acknowledgement"], "queued");
+    // Formal complaints within 10 working days of the issue (12 November):
+    // due by Thursday 26th, so the 20th is in time.
+    assert_eq!(done["raised_late_due"], serde_json::Value::Null);
+
+    let db = Store::open(&store).expect("store");
+    let detail = db.case_detail(&reference).expect("query").expect("case");
+    let c = &detail.case;
+    assert_eq!(
+        (
+            c.complainant_name.as_str(),
+            c.complainant_email.as_str(),
+            c.complainant_phone.as_str(),
+            c.reply_address.as_str(),
+        ),
+        (
+            "Fiona Grey",
+            "fiona.grey@example.net",
+            "01254 765432",
+            "fiona.grey@example.net"
+        )
+    );
+    assert_eq!(c.received_at, "2026-11-20T10:30:00Z");
+    // The record is the case's first message, with the whole text.
+    let first = &detail.messages[0];
+    assert_eq!(first.direction, "in");
+    assert_eq!(first.classification, "recorded");
+    assert!(first.body_text.contains("nobody told us"), "{first:?}");
+    let opened = detail
+        .events
+        .iter()
+        .find(|e| e.kind == "opened")
+        .expect("opened");
+    assert_eq!(opened.actor, "quality@opp.example");
+    assert_eq!(opened.detail["received_via"], "by post");
+    // The acknowledgement to the complainant (not threaded under an id
+    // they never saw), the new-case email to QC and the head.
+    let letters = |kind: &str| {
+        count(
+            &db,
+            &format!("SELECT count(*) FROM outbox WHERE kind = '{kind}'"),
+        )
+    };
+    assert_eq!(letters("acknowledgement"), 1);
+    assert_eq!(letters("new-case"), 2);
+    let ack: String = db
+        .conn()
+        .query_row(
+            "SELECT CAST(raw AS TEXT) FROM outbox WHERE kind = 'acknowledgement'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("ack");
+    assert!(header(&ack, "In-Reply-To").is_none(), "{ack}");
+    assert!(flat(&ack).contains("Friday 18 December 2026"), "{ack}");
+    let notice: String = db
+        .conn()
+        .query_row(
+            "SELECT CAST(raw AS TEXT) FROM outbox WHERE kind = 'new-case' AND recipient = 'assessment.head@opp.example'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("notice");
+    assert!(flat(&notice).contains("Received by post; recorded by quality@opp.example"));
+    assert!(flat(&notice).contains("nobody told us"));
+
+    // The same complaint entered again: refused, nothing added.
+    let again = open(&store, &args);
+    assert!(!again.status.success());
+    assert!(
+        stderr(&again).contains(&format!("already recorded as {reference}")),
+        "{}",
+        stderr(&again)
+    );
+    assert_eq!(count(&db, "SELECT count(*) FROM cases"), 1);
+    assert_eq!(count(&db, "SELECT count(*) FROM outbox"), 3);
+
+    // Raised after the informal stage's 5 working days: recorded and
+    // flagged, never refused.
+    let late = json(&open(
+        &store,
+        &[
+            "--name",
+            "Gary Hill",
+            "--email",
+            "gary@example.net",
+            "--subject",
+            "Course materials",
+            "--text",
+            "The course materials were missing pages.",
+            "--via",
+            "in-person",
+            "--received",
+            "2026-11-20",
+            "--issue-date",
+            "2026-11-02",
+            "--format",
+            "json",
+        ],
+    ));
+    assert_eq!(late["stage"], "informal");
+    assert_eq!(late["raised_late_due"], "2026-11-09");
+    let late_ref = late["reference"].as_str().expect("reference");
+    let detail = db.case_detail(late_ref).expect("query").expect("case");
+    assert!(detail.events.iter().any(|e| e.kind == "raised-late"));
+    let notice: String = db
+        .conn()
+        .query_row(
+            "SELECT CAST(raw AS TEXT) FROM outbox WHERE kind = 'new-case' AND case_id = (SELECT id FROM cases WHERE reference = ?1) LIMIT 1",
+            [late_ref],
+            |r| r.get(0),
+        )
+        .expect("notice");
+    assert!(
+        flat(&notice).contains("Raised late: the issue arose on Monday 2 November 2026"),
+        "{notice}"
+    );
+}
+
+#[test]
+fn a_complaint_without_an_address_or_already_acknowledged_gets_no_letter() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = dir.path().join("store.sqlite");
+    // By phone, no email: no acknowledgement can go; staff are told to
+    // acknowledge it another way, and its acknowledgement timer runs.
+    let phoned = json(&open(
+        &store,
+        &[
+            "--name",
+            "Harriet Jones",
+            "--phone",
+            "07700 900456",
+            "--subject",
+            "Rude on the phone",
+            "--text",
+            "The trainer was rude to me on the phone.",
+            "--via",
+            "phone",
+            "--format",
+            "json",
+        ],
+    ));
+    assert_eq!(phoned["acknowledgement"], "no-address");
+    let db = Store::open(&store).expect("store");
+    let reference = phoned["reference"].as_str().expect("reference");
+    let detail = db.case_detail(reference).expect("query").expect("case");
+    assert!(detail
+        .events
+        .iter()
+        .any(|e| e.kind == "acknowledgement-held"
+            && e.detail.to_string().contains("by post or phone")));
+    assert_eq!(
+        count(
+            &db,
+            "SELECT count(*) FROM outbox WHERE kind = 'acknowledgement'"
+        ),
+        0
+    );
+    assert_eq!(
+        count(&db, "SELECT count(*) FROM outbox WHERE kind = 'new-case'"),
+        2
+    );
+    assert_eq!(
+        count(&db, "SELECT count(*) FROM participants WHERE address = ''"),
+        0,
+        "no empty address to match mail by"
+    );
+    assert_eq!(
+        count(
+            &db,
+            "SELECT count(*) FROM deadlines WHERE kind = 'acknowledge' AND fired_at IS NULL AND cancelled_at IS NULL"
+        ),
+        1
+    );
+
+    // Acknowledged in person when it was made: no letter, no timer.
+    let table = open(
+        &store,
+        &[
+            "--name",
+            "Ian King",
+            "--email",
+            "ian@example.net",
+            "--subject",
+            "Certificate spelling",
+            "--text",
+            "My name is misspelt on the certificate.",
+            "--via",
+            "in-person",
+            "--acknowledged",
+        ],
+    );
+    assert!(table.status.success(), "{}", stderr(&table));
+    let out = stdout(&table);
+    assert!(out.contains("opened: informal stage"), "{out}");
+    assert!(out.contains("acknowledgement: already given"), "{out}");
+    assert_eq!(
+        count(
+            &db,
+            "SELECT count(*) FROM outbox WHERE kind = 'acknowledgement'"
+        ),
+        0
+    );
+    let ian = db
+        .list_cases(None)
+        .expect("cases")
+        .into_iter()
+        .find(|c| c.complainant_email == "ian@example.net")
+        .expect("Ian's case");
+    assert!(ian.acknowledged_at.is_some());
+    assert_eq!(
+        count(
+            &db,
+            &format!("SELECT count(*) FROM deadlines d JOIN cases c ON c.id = d.case_id WHERE c.reference = '{}' AND d.kind = 'acknowledge' AND d.cancelled_at IS NULL", ian.reference)
+        ),
+        0
+    );
+}
+
+#[test]
+fn bad_values_are_refused_by_their_option_and_change_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = dir.path().join("store.sqlite");
+    let base = [
+        "--name",
+        "Jo",
+        "--subject",
+        "Late",
+        "--text",
+        "It was late.",
+        "--via",
+        "post",
+    ];
+    let table: &[(&[&str], &str)] = &[
+        (
+            &["--stage", "appeals"],
+            "--stage \"appeals\" is not a stage",
+        ),
+        (&["--department", "kitchen"], "--department \"kitchen\""),
+        (&["--email", "not an address"], "--email"),
+        (
+            &["--email", "quality@opp.example"],
+            "staff or complaints-desk address",
+        ),
+        (&["--issue-date", "31/02/2026"], "--issue-date"),
+        (&["--received", "2099-01-01"], "--received is in the future"),
+        (&["--received", "yesterday"], "--received \"yesterday\""),
+        (
+            &["--received", "2026-11-10", "--issue-date", "2026-11-12"],
+            "is after the complaint was received",
+        ),
+    ];
+    for (extra, says) in table {
+        let mut args = base.to_vec();
+        args.extend_from_slice(extra);
+        let out = open(&store, &args);
+        assert!(!out.status.success(), "{extra:?} accepted");
+        assert!(stderr(&out).contains(says), "{extra:?}: {}", stderr(&out));
+    }
+    let out = open(
+        &store,
+        &[
+            "--name",
+            "Jo",
+            "--subject",
+            "Late",
+            "--text",
+            " \n",
+            "--via",
+            "post",
+        ],
+    );
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("text is empty"), "{}", stderr(&out));
+    let out = open(
+        &store,
+        &["--subject", "Late", "--text", "x", "--via", "post"],
+    );
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("say who complained"),
+        "{}",
+        stderr(&out)
+    );
+    if store.exists() {
+        let db = Store::open(&store).expect("store");
+        assert_eq!(count(&db, "SELECT count(*) FROM cases"), 0);
+        assert_eq!(count(&db, "SELECT count(*) FROM messages"), 0);
+    }
+}
+
+/// While the daemon runs: the complainant gets the acknowledgement, the
+/// department head acts by replying to the new-case email, and the
+/// complainant's reply to the acknowledgement joins the case.
+#[test]
+fn a_recorded_complaint_is_acknowledged_and_handled_by_mail_like_any_other() {
+    let stack = MailStack::start();
+    let store = stack.path().join("redress.sqlite");
+    let daemon = Daemon::start(&stack, &store, &[]);
+    daemon.wait_log("redress started", 30);
+    let done = json(&open(
+        &store,
+        &[
+            "--name",
+            "Fiona Grey",
+            "--email",
+            "fiona@example.net",
+            "--subject",
+            "Assessor did not turn up",
+            "--text",
+            LETTER,
+            "--via",
+            "post",
+            "--stage",
+            "formal",
+            "--format",
+            "json",
+        ],
+    ));
+    let reference = done["reference"].as_str().expect("reference").to_string();
+    let ack = stack
+        .wait_for("fiona@example.net", 1, 30, |m| m.contains(&reference))
+        .remove(0);
+    assert!(
+        header(&ack, "Subject").is_some_and(|s| s.contains(&reference)),
+        "{ack}"
+    );
+    let target: chrono::NaiveDate = done["target_date"]
+        .as_str()
+        .expect("target")
+        .parse()
+        .expect("date");
+    assert!(
+        flat(&ack).contains(&target.format("%A %-d %B %Y").to_string()),
+        "{ack}"
+    );
+    wait_store(&store, 30, "the acknowledgement is marked sent", |s| {
+        s.case(&reference)
+            .ok()
+            .flatten()
+            .is_some_and(|c| c.acknowledged_at.is_some())
+    });
+
+    // The routing rules send it to the head of assessment, who acts by reply.
+    let notice = stack
+        .wait_for("assessment.head@opp.example", 1, 30, |m| {
+            m.contains(&reference)
+        })
+        .remove(0);
+    assert!(flat(&notice).contains("Received by post"), "{notice}");
+    let mid = header(&notice, "Message-ID").expect("Message-ID");
+    stack.deliver(
+        "assessment.head@opp.example",
+        "complaints@opp.example",
+        format!(
+            "From: Head of Assessment <assessment.head@opp.example>\r\nTo: complaints@opp.example\r\nSubject: Re: {reference}\r\nMessage-ID: <rec-head-1@opp.example>\r\nIn-Reply-To: {mid}\r\nReferences: {mid}\r\nDate: Tue, 24 Nov 2026 11:00:00 +0000\r\nContent-Type: text/plain\r\n\r\n#extend 5 the assessor is on leave\r\n"
+        )
+        .as_bytes(),
+    );
+    stack.wait_for("fiona@example.net", 1, 30, |m| {
+        flat(m).contains("the assessor is on leave")
+    });
+
+    // Fiona answers the acknowledgement: her case, no second case or ack.
+    let ack_id = header(&ack, "Message-ID").expect("Message-ID");
+    stack.deliver(
+        "fiona@example.net",
+        "complaints@opp.example",
+        format!(
+            "From: Fiona Grey <fiona@example.net>\r\nTo: complaints@opp.example\r\nSubject: Re: acknowledgement\r\nMessage-ID: <fiona-2@example.net>\r\nIn-Reply-To: {ack_id}\r\nReferences: {ack_id}\r\nDate: Tue, 24 Nov 2026 12:00:00 +0000\r\nContent-Type: text/plain\r\n\r\nThank you. I can send the session booking if it helps.\r\n"
+        )
+        .as_bytes(),
+    );
+    wait_store(&store, 30, "Fiona's reply joins her case", |s| {
+        s.case_detail(&reference).ok().flatten().is_some_and(|d| {
+            d.messages
+                .iter()
+                .any(|m| m.message_id == "fiona-2@example.net")
+        })
+    });
+    let db = Store::open(&store).expect("store");
+    assert_eq!(count(&db, "SELECT count(*) FROM cases"), 1);
+    assert_eq!(
+        count(
+            &db,
+            "SELECT count(*) FROM outbox WHERE kind = 'acknowledgement'"
+        ),
+        1
+    );
+    assert!(daemon.stop(), "clean stop");
+}

@@ -836,26 +836,8 @@ fn join_key(path: &str, field: &str) -> String {
 
 /// Reads the config file and the password files it names.
 pub fn load(path: &Path) -> anyhow::Result<Config> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("Reading config {}", path.display()))?;
-    let env: Vec<(String, String)> = std::env::vars().collect();
-    let mut config = parse_str(&text, &path.display().to_string(), &env)?;
+    let mut config = load_for_store(path)?;
     let origin = path.display().to_string();
-    config.staff.token_secret = resolve_password(
-        &origin,
-        "staff.token_secret_file",
-        None,
-        &config.staff.token_secret_file,
-    )?;
-    if let Some(t) = &config.staff.token_secret {
-        if t.expose().trim().len() < 32 {
-            return Err(ConfigError::one(
-                &origin,
-                "key `staff.token_secret_file`: the secret must be at least 32 characters".into(),
-            )
-            .into());
-        }
-    }
     config.imap.password = resolve_password(
         &origin,
         "imap.password_file",
@@ -881,6 +863,33 @@ pub fn load(path: &Path) -> anyhow::Result<Config> {
             o.refresh_token.take(),
             &o.refresh_token_file,
         )?;
+    }
+    Ok(config)
+}
+
+/// Reads the config file and, of the secrets, only the token key: what a
+/// command that works on the store and queues letters (`tick`, `cases
+/// open`) needs; the mail servers' passwords stay unread.
+pub fn load_for_store(path: &Path) -> anyhow::Result<Config> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("Reading config {}", path.display()))?;
+    let env: Vec<(String, String)> = std::env::vars().collect();
+    let mut config = parse_str(&text, &path.display().to_string(), &env)?;
+    let origin = path.display().to_string();
+    config.staff.token_secret = resolve_password(
+        &origin,
+        "staff.token_secret_file",
+        None,
+        &config.staff.token_secret_file,
+    )?;
+    if let Some(t) = &config.staff.token_secret {
+        if t.expose().trim().len() < 32 {
+            return Err(ConfigError::one(
+                &origin,
+                "key `staff.token_secret_file`: the secret must be at least 32 characters".into(),
+            )
+            .into());
+        }
     }
     Ok(config)
 }

@@ -271,7 +271,8 @@ struct OpenArgs {
     #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(redress::service::record::Via::NAMES))]
     via: String,
     /// When it was received: local time in the config's time zone
-    /// (2026-11-20T10:30), a date, or with an offset. Default: now.
+    /// (2026-11-20T10:30), a date (2026-11-20, 20/11/2026), or with an
+    /// offset. Default: now.
     #[arg(long)]
     received: Option<String>,
     /// The date the issue arose: a complaint raised after the stage's
@@ -426,7 +427,9 @@ fn parse_at(
     .iter()
     .find_map(|f| chrono::NaiveDateTime::parse_from_str(text, f).ok())
     .or_else(|| {
-        chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        // A date as staff write them (2026-12-20, 20/12/2026, 20 December
+        // 2026): its start.
+        redress::core::command::parse_date(text)
             .ok()
             .map(|d| d.and_time(chrono::NaiveTime::MIN))
     });
@@ -439,7 +442,7 @@ fn parse_at(
 }
 
 fn tick(path: &Path, at: Option<&str>, dry_run: bool, format: Format) -> anyhow::Result<ExitCode> {
-    let config: Config = config::load(path)?;
+    let config: Config = config::load_for_store(path)?;
     let mut store = Store::open(&config.store.path)?;
     let desk = redress::service::Desk::new(config, &mut store)?;
     let now = redress::clock::now();
@@ -730,7 +733,7 @@ fn open_case(a: OpenArgs) -> anyhow::Result<()> {
             .with_context(|| format!("Reading the complaint's text from {}", p.display()))?,
         (None, None) => bail!("give the complaint's full details with --text or --text-file"),
     };
-    let config: Config = config::load(&a.config.config)?;
+    let config: Config = config::load_for_store(&a.config.config)?;
     let mut store = Store::open(&config.store.path)?;
     let desk = redress::service::Desk::new(config, &mut store)?;
     let now = redress::clock::now();
@@ -784,6 +787,12 @@ fn open_case(a: OpenArgs) -> anyhow::Result<()> {
                 Acknowledgement::NoAddress => println!(
                     "acknowledgement: none sent (no email address); acknowledge by post or phone"
                 ),
+            }
+            let today = desk.calendar.local_date(now);
+            if done.target_date.is_some_and(|t| t < today) {
+                println!(
+                    "note: the target date has passed; the escalation ladder starts at the daemon's next tick"
+                );
             }
             if let Some(due) = done.raised_late_due {
                 println!(

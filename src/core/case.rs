@@ -377,6 +377,41 @@ pub fn open_in(
     start_stage(case, stage, received_at, ctx)
 }
 
+/// Opens a case the Quality Coordinator records at `recorded_at` for a
+/// complaint received at `received_at` another way (a letter, a call): as
+/// [`open_in`], except that an acknowledgement window already over when it
+/// is recorded runs again from then. Telling QC "overdue" about the
+/// acknowledgement it is sending at that moment helps nobody; the target
+/// date still counts from receipt.
+pub fn open_recorded(
+    reference: CaseRef,
+    received_at: DateTime<Utc>,
+    recorded_at: DateTime<Utc>,
+    stage: &StageName,
+    ctx: &Context,
+) -> Result<Transition, TransitionError> {
+    let mut t = open_in(reference, received_at, stage, ctx)?;
+    let window = ctx
+        .procedure
+        .stage(stage)
+        .ok_or_else(|| TransitionError::UnknownStage(stage.clone()))?
+        .acknowledge_within;
+    for effect in &mut t.effects {
+        if let Effect::SetDeadline {
+            kind: DeadlineKind::Acknowledge,
+            due,
+        } = effect
+        {
+            if *due <= recorded_at {
+                *due = window
+                    .due_from(recorded_at, ctx.calendar)?
+                    .instant(ctx.calendar)?;
+            }
+        }
+    }
+    Ok(t)
+}
+
 /// Begins `stage` at `now`: a new acknowledgement and target date.
 fn start_stage(
     mut case: Case,
@@ -805,6 +840,48 @@ mod tests {
         )
         .expect("open")
         .case
+    }
+
+    #[test]
+    fn a_recorded_complaint_counts_from_receipt_but_is_not_overdue_on_entry() {
+        let (p, cal) = (seed_000(), WorkingCalendar::default());
+        let ctx = Context {
+            procedure: &p,
+            calendar: &cal,
+        };
+        let ack_due = |t: &Transition| {
+            t.effects.iter().find_map(|e| match e {
+                Effect::SetDeadline {
+                    kind: DeadlineKind::Acknowledge,
+                    due,
+                } => Some(*due),
+                _ => None,
+            })
+        };
+        let formal = StageName("formal".into());
+        // A letter received on Friday 20 November, recorded on Monday 23rd:
+        // the target date from receipt, the 48 hours from the recording.
+        let late = open_recorded(
+            CaseRef::new("OPP", 2026, 1),
+            utc("2026-11-20T10:00:00Z"),
+            utc("2026-11-23T15:00:00Z"),
+            &formal,
+            &ctx,
+        )
+        .expect("open");
+        assert_eq!(late.case.stage, formal);
+        assert_eq!(late.case.target_date, Some(d("2026-12-18")));
+        assert_eq!(ack_due(&late), Some(utc("2026-11-25T15:00:00Z")));
+        // Recorded within the window: it still ends 48 hours after receipt.
+        let soon = open_recorded(
+            CaseRef::new("OPP", 2026, 2),
+            utc("2026-11-23T10:00:00Z"),
+            utc("2026-11-23T15:00:00Z"),
+            &formal,
+            &ctx,
+        )
+        .expect("open");
+        assert_eq!(ack_due(&soon), Some(utc("2026-11-25T10:00:00Z")));
     }
 
     #[test]

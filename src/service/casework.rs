@@ -72,17 +72,7 @@ pub fn carry_out(
                 complainant_letter(tx, desk, &record, &t.case, letter, details, when)?;
             }
             Effect::NotifyStaff { rung: 0 } => {
-                let mut to: Vec<(&str, &str)> = desk.config.new_case_recipients(&record.department);
-                // A stage the Managing Director answers (seed 000's appeal).
-                let md = &desk.config.staff.managing_director;
-                let md_answers = desk
-                    .procedure
-                    .stage(&t.case.stage)
-                    .is_some_and(|s| s.answered_by == Answerer::ManagingDirector);
-                if md_answers && !to.iter().any(|(_, a)| a.eq_ignore_ascii_case(&md.address)) {
-                    to.push((&md.name, &md.address));
-                }
-                for (name, address) in to {
+                for (name, address) in desk.stage_recipients(&record.department, &t.case.stage) {
                     staff_case_letter(
                         tx,
                         desk,

@@ -817,8 +817,11 @@ pub(super) struct Recording<'a> {
     pub stage: &'a StageName,
     pub department: &'a str,
     pub phone: &'a str,
-    /// How it came ("by post"...), and who recorded it.
+    /// How it came (`post`, ...; "by post" in letters), when the issue
+    /// arose if known, and who recorded it.
     pub via: &'a str,
+    pub via_phrase: &'a str,
+    pub issue_date: Option<chrono::NaiveDate>,
     pub by: &'a str,
     /// The complainant was already acknowledged another way: no letter.
     pub acknowledged: bool,
@@ -917,7 +920,10 @@ pub(super) fn open_case(
         procedure: &desk.procedure,
         calendar: &desk.calendar,
     };
-    let mut transition = case::open_in(reference.clone(), received, &stage, &ctx)?;
+    let mut transition = match recording {
+        Some(_) => case::open_recorded(reference.clone(), received, now, &stage, &ctx)?,
+        None => case::open(reference.clone(), received, &ctx)?,
+    };
     let mut opened = json!({
         "message_id": m.message_id,
         "stage": stage.0,
@@ -928,6 +934,10 @@ pub(super) fn open_case(
     if let (Some(r), Some(map)) = (recording, opened.as_object_mut()) {
         map.insert("received_via".into(), json!(r.via));
         map.insert("recorded_by".into(), json!(r.by));
+        map.insert(
+            "issue_date".into(),
+            json!(r.issue_date.map(|d| d.to_string())),
+        );
     }
     let actor = recording.map_or(m.from_address(), |r| r.by);
     db::append_event(tx, Some(case_id), now, actor, "opened", &opened)?;
@@ -973,7 +983,7 @@ pub(super) fn open_case(
     let parent = recording.is_none().then_some(m.message_id.as_str());
     let refs: Vec<String> = m.references.clone();
     let recorded_note = recording.map_or(String::new(), |r| {
-        format!("Received {}; recorded by {}.", r.via, r.by)
+        format!("Received {}; recorded by {}.", r.via_phrase, r.by)
     });
     let late_note = recording
         .and_then(|r| r.late_note.clone())
@@ -1014,7 +1024,7 @@ pub(super) fn open_case(
             Effect::SendLetter(_) => {}
             Effect::NotifyStaff { rung: 0 } if notify => {
                 let dept = cfg.department(&department);
-                for (staff_name, staff_address) in cfg.new_case_recipients(&department) {
+                for (staff_name, staff_address) in desk.stage_recipients(&department, &stage) {
                     letters::queue_with(
                         tx,
                         desk,

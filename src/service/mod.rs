@@ -79,6 +79,26 @@ impl Desk {
         crate::core::token::plus_address(address, reference, &t)
     }
 
+    /// Who hears of a case starting `stage` in `department`: the Quality
+    /// Coordinator, the department head, and the Managing Director when
+    /// the MD answers that stage (seed 000's appeal).
+    pub fn stage_recipients(
+        &self,
+        department: &str,
+        stage: &crate::core::procedure::StageName,
+    ) -> Vec<(&str, &str)> {
+        let mut to = self.config.new_case_recipients(department);
+        let md = &self.config.staff.managing_director;
+        let md_answers = self
+            .procedure
+            .stage(stage)
+            .is_some_and(|s| s.answered_by == crate::core::procedure::Answerer::ManagingDirector);
+        if md_answers && !to.iter().any(|(_, a)| a.eq_ignore_ascii_case(&md.address)) {
+            to.push((&md.name, &md.address));
+        }
+        to
+    }
+
     /// The configured staff member with this address: (name, role).
     pub fn staff_member(&self, address: &str) -> Option<(String, String)> {
         let s = &self.config.staff;

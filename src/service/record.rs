@@ -173,7 +173,16 @@ pub fn record(
         if !crate::adapters::outgoing::is_sendable(e) {
             anyhow::bail!("--email {e:?} is not an address letters can be sent to");
         }
-        if desk.is_staff(e) || desk.own.addresses.iter().any(|a| a == e) {
+        // Its plus-addresses too: `complaints+x@` reaches the desk's inbox.
+        let base = match e.rsplit_once('@') {
+            Some((local, domain)) => match local.split_once('+') {
+                Some((head, _)) => format!("{head}@{domain}"),
+                None => e.clone(),
+            },
+            None => e.clone(),
+        };
+        let ours = |a: &str| desk.is_staff(a) || desk.own.addresses.iter().any(|o| o == a);
+        if ours(e) || ours(&base) {
             anyhow::bail!(
                 "--email {e} is a staff or complaints-desk address: its mail would be taken for staff actions, not a complainant's"
             );
@@ -273,24 +282,30 @@ pub fn record(
             .unwrap_or_else(|| cfg.staff.quality_coordinator.address.clone());
 
     // The record itself, kept as the case's first message. Its id comes
-    // from who complained and what they said, not when it was received or
-    // recorded: entering the same complaint again is a duplicate.
-    let fields = [
-        ("Received-Via", c.via.as_str().to_string()),
+    // from who complained (name, email) and what they said (subject,
+    // text), not how, when, or with what phone number: entering the same
+    // complaint again is a duplicate.
+    let who = [
         ("Complainant-Name", name.clone()),
         ("Complainant-Email", email.clone().unwrap_or_default()),
-        ("Complainant-Phone", phone.clone()),
         ("Subject", subject.clone()),
     ];
     let mut hash = sha2::Sha256::new();
-    for (k, v) in &fields {
+    for (k, v) in &who {
         hash.update(format!("{k}: {v}\n"));
     }
     hash.update(&text);
     let digest = hex::encode(hash.finalize());
     m.message_id = format!("recorded.{}@{}", &digest[..24], cfg.message_id_domain());
-    let issue = c.issue_date.map(|d| d.to_string()).unwrap_or_default();
-    let raw = record_text(&m, &fields, &[("Issue-Date", issue)], &by, now);
+    let more = [
+        ("Complainant-Phone", phone.clone()),
+        ("Received-Via", c.via.as_str().to_string()),
+        (
+            "Issue-Date",
+            c.issue_date.map(|d| d.to_string()).unwrap_or_default(),
+        ),
+    ];
+    let raw = record_text(&m, &who, &more, &by, now);
 
     let tx = store.transaction()?;
     if let Some(case) = db::message_case_reference(&tx, &m.message_id)? {
@@ -314,7 +329,9 @@ pub fn record(
         stage: &stage.name,
         department: &department,
         phone: &phone,
-        via: c.via.phrase(),
+        via: c.via.as_str(),
+        via_phrase: c.via.phrase(),
+        issue_date: c.issue_date,
         by: &by,
         acknowledged: c.acknowledged,
         late_note,

@@ -96,7 +96,8 @@ fn qc_records_a_posted_complaint_once_with_every_detail_and_lateness_flagged() {
         .find(|e| e.kind == "opened")
         .expect("opened");
     assert_eq!(opened.actor, "quality@opp.example");
-    assert_eq!(opened.detail["received_via"], "by post");
+    assert_eq!(opened.detail["received_via"], "post");
+    assert_eq!(opened.detail["issue_date"], "2026-11-12");
     // The acknowledgement to the complainant (not threaded under an id
     // they never saw), the new-case email to QC and the head.
     let letters = |kind: &str| {
@@ -128,7 +129,24 @@ fn qc_records_a_posted_complaint_once_with_every_detail_and_lateness_flagged() {
     assert!(flat(&notice).contains("Received by post; recorded by quality@opp.example"));
     assert!(flat(&notice).contains("nobody told us"));
 
-    // The same complaint entered again: refused, nothing added.
+    // Received days ago, recorded now: the 48 hours to acknowledge run
+    // from now, so QC is not told at once that it is overdue.
+    let ack_due: String = db
+        .conn()
+        .query_row(
+            "SELECT due_at FROM deadlines WHERE kind = 'acknowledge' AND cancelled_at IS NULL",
+            [],
+            |r| r.get(0),
+        )
+        .expect("acknowledgement deadline");
+    let ack_due: chrono::DateTime<chrono::Utc> = ack_due.parse().expect("instant");
+    assert!(ack_due > redress::clock::now(), "{ack_due}");
+
+    // The same complaint entered again, with another phone number and
+    // channel: refused, nothing added.
+    let mut args = args.to_vec();
+    args[5] = "07700 900999";
+    args[11] = "phone";
     let again = open(&store, &args);
     assert!(!again.status.success());
     assert!(
@@ -178,6 +196,56 @@ fn qc_records_a_posted_complaint_once_with_every_detail_and_lateness_flagged() {
     assert!(
         flat(&notice).contains("Raised late: the issue arose on Monday 2 November 2026"),
         "{notice}"
+    );
+}
+
+/// An appeal in writing to the Managing Director (seed 000 §6), recorded:
+/// the MD, who answers that stage, hears of it with QC and the head.
+#[test]
+fn a_recorded_appeal_reaches_the_managing_director() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = dir.path().join("store.sqlite");
+    let done = json(&open(
+        &store,
+        &[
+            "--name",
+            "Kate Lowe",
+            "--email",
+            "kate@example.net",
+            "--subject",
+            "Appeal against the outcome",
+            "--text",
+            "I appeal against your response to my complaint.",
+            "--via",
+            "post",
+            "--stage",
+            "appeal",
+            "--received",
+            "20/11/2026",
+            "--format",
+            "json",
+        ],
+    ));
+    assert_eq!(done["stage"], "appeal");
+    // One calendar month from Friday 20 November 2026.
+    assert_eq!(done["target_date"], "2026-12-20");
+    let db = Store::open(&store).expect("store");
+    let mut to: Vec<String> = db
+        .conn()
+        .prepare("SELECT recipient FROM outbox WHERE kind = 'new-case'")
+        .expect("query")
+        .query_map([], |r| r.get(0))
+        .expect("rows")
+        .map(|r| r.expect("row"))
+        .collect();
+    to.sort();
+    assert_eq!(
+        to,
+        [
+            "md@opp.example",
+            "quality@opp.example",
+            "training.head@opp.example"
+        ]
     );
 }
 
@@ -304,6 +372,10 @@ fn bad_values_are_refused_by_their_option_and_change_nothing() {
         (&["--email", "not an address"], "--email"),
         (
             &["--email", "quality@opp.example"],
+            "staff or complaints-desk address",
+        ),
+        (
+            &["--email", "Complaints+x@opp.example"],
             "staff or complaints-desk address",
         ),
         (&["--issue-date", "31/02/2026"], "--issue-date"),

@@ -351,6 +351,13 @@ pub fn store_raw(
     Ok(RawStored::New(tx.last_insert_rowid()))
 }
 
+/// How many events of `kind` a case has.
+pub fn count_case_events(tx: &Transaction, case_id: i64, kind: &str) -> anyhow::Result<i64> {
+    Ok(tx
+        .prepare_cached("SELECT count(*) FROM events WHERE case_id = ?1 AND kind = ?2")?
+        .query_row(params![case_id, kind], |r| r.get(0))?)
+}
+
 /// Whether a message with this Message-ID is stored: `Some` with the
 /// reference of its case, if it has one.
 pub fn message_case_reference(

@@ -122,6 +122,11 @@ const DEFAULTS: &[(&str, &str, Option<&str>)] = &[
         include_str!("../../templates/notices-held.txt.hbs"),
         None,
     ),
+    (
+        "letter-to-post",
+        include_str!("../../templates/letter-to-post.txt.hbs"),
+        None,
+    ),
 ];
 
 /// Text partials shared by letters: name (as in `{{> NAME}}`), embedded
@@ -435,6 +440,14 @@ pub fn sample(name: &str) -> Value {
             "limit": 10,
             "since": "Monday 23 November 2026 at 10:04",
         }),
+        "letter-to-post" => json!({
+            "recipient_name": "Jane Hughes",
+            "kind": "resolution",
+            "complainant_name": complainant,
+            "complainant_phone": "07700 900123",
+            "letter_subject": "Our response to your complaint [OPP-2026-0001]",
+            "letter_text": "Dear Alice Example,\n\nWe have looked into your complaint.",
+        }),
         "feedback-request" => json!({
             "recipient_name": complainant,
             "complainant_name": complainant,
@@ -662,7 +675,7 @@ mod tests {
     #[test]
     fn every_letter_renders_with_its_samples() {
         let t = Templates::load(None).expect("templates");
-        assert_eq!(Templates::names().count(), 20);
+        assert_eq!(Templates::names().count(), 21);
         for name in Templates::names() {
             let samples = samples(name);
             assert!(!samples.is_empty());

@@ -118,6 +118,13 @@ pub fn to_complainant(
     when: When,
 ) -> anyhow::Result<()> {
     let address = record.reply_address.as_str();
+    let mut data = data;
+    if let Value::Object(map) = &mut data {
+        map.entry("complainant_name")
+            .or_insert_with(|| Value::String(greeting(record)));
+        map.entry("subject")
+            .or_insert_with(|| Value::String(record.subject.clone()));
+    }
     if !crate::adapters::outgoing::is_sendable(address) {
         db::append_event(
             tx,
@@ -127,17 +134,13 @@ pub fn to_complainant(
             "letter-not-sent",
             &json!({"kind": template, "reason": format!("no address to write to ({address:?})")}),
         )?;
+        if address.is_empty() {
+            to_post(tx, desk, record, template, data, when)?;
+        }
         return Ok(());
     }
     let first = db::first_message(tx, record.id)?;
     let parent = first.as_ref().map(|(id, _)| id.as_str());
-    let mut data = data;
-    if let Value::Object(map) = &mut data {
-        map.entry("complainant_name")
-            .or_insert_with(|| Value::String(greeting(record)));
-        map.entry("subject")
-            .or_insert_with(|| Value::String(record.subject.clone()));
-    }
     letters::queue(
         tx,
         desk,
@@ -155,6 +158,53 @@ pub fn to_complainant(
             reply_to: None,
             data,
         },
+        when.queued,
+    )?;
+    Ok(())
+}
+
+/// A letter for a complainant recorded without an email address (`redress
+/// cases open` with no --email): rendered as it would have been sent, and
+/// handed to the Quality Coordinator to post or read out by phone, so a
+/// written response never silently stays in the store.
+fn to_post(
+    tx: &Transaction,
+    desk: &Desk,
+    record: &CaseRecord,
+    template: &str,
+    data: Value,
+    when: When,
+) -> anyhow::Result<()> {
+    let mut data = data;
+    if let Value::Object(map) = &mut data {
+        let cfg = &desk.config;
+        map.entry("organisation")
+            .or_insert_with(|| Value::String(cfg.organisation.name.clone()));
+        map.entry("mailbox")
+            .or_insert_with(|| Value::String(cfg.mailbox.address.clone()));
+        map.entry("reference")
+            .or_insert_with(|| Value::String(record.reference.clone()));
+    }
+    let letter = desk.templates.render(template, &data)?;
+    // One notice per letter: numbered by the letters not sent so far.
+    let n = db::count_case_events(tx, record.id, "letter-not-sent")?;
+    letters::queue(
+        tx,
+        desk,
+        LetterSpec::notice_to_qc(
+            desk,
+            "letter-to-post",
+            format!("to-post.{n}"),
+            Some(record.id),
+            &record.reference,
+            json!({
+                "kind": template,
+                "complainant_name": record.complainant_name,
+                "complainant_phone": record.complainant_phone,
+                "letter_subject": letter.subject,
+                "letter_text": letter.text,
+            }),
+        ),
         when.queued,
     )?;
     Ok(())

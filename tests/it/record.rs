@@ -250,7 +250,7 @@ fn a_recorded_appeal_reaches_the_managing_director() {
 }
 
 #[test]
-fn a_complaint_without_an_address_or_already_acknowledged_gets_no_letter() {
+fn without_an_address_letters_go_to_qc_to_post_and_an_acknowledged_one_gets_none() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = dir.path().join("store.sqlite");
     // By phone, no email: no acknowledgement can go; staff are told to
@@ -304,6 +304,54 @@ fn a_complaint_without_an_address_or_already_acknowledged_gets_no_letter() {
         ),
         1
     );
+
+    // The head resolves it by reply: the written response cannot be
+    // emailed, so it goes to QC to post, whole.
+    let cfg = redress::config::parse_str(
+        &crate::support::example_config(),
+        "t",
+        &[(
+            "REDRESS_STORE_PATH".to_string(),
+            store.display().to_string(),
+        )],
+    )
+    .expect("config");
+    let mut writer = Store::open(&store).expect("store");
+    let desk = redress::service::Desk::new(cfg, &mut writer).expect("desk");
+    let head = "training.head@opp.example";
+    let token = redress::core::token::token(&desk.secret, reference, head);
+    let notice = redress::core::token::message_id(9, reference, &token, "opp.example");
+    let resolve = format!(
+        "From: Head of Training <{head}>\r\nTo: complaints@opp.example\r\nSubject: Re: New complaint\r\nMessage-ID: <rec-resolve@opp.example>\r\nIn-Reply-To: <{notice}>\r\nDate: Tue, 24 Nov 2026 11:00:00 +0000\r\nContent-Type: text/plain\r\n\r\n#resolve upheld\r\nThe trainer has apologised and will call you this week.\r\n"
+    );
+    let done = redress::service::intake::process(
+        &mut writer,
+        &desk,
+        resolve.as_bytes(),
+        &redress::service::intake::Arrival::default(),
+        redress::clock::now(),
+    )
+    .expect("process");
+    assert!(
+        matches!(&done, redress::service::intake::Processed::Staff { authenticated: true, commands, .. } if !commands.is_empty()),
+        "{done:?}"
+    );
+    let (to, raw): (String, String) = db
+        .conn()
+        .query_row(
+            "SELECT recipient, CAST(raw AS TEXT) FROM outbox WHERE kind = 'letter-to-post'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .expect("a letter to post");
+    assert_eq!(to, "quality@opp.example");
+    let text = flat(&raw);
+    assert!(text.contains("Harriet Jones, 07700 900456"), "{text}");
+    assert!(
+        text.contains("The trainer has apologised and will call you this week."),
+        "{text}"
+    );
+    assert!(text.contains("(resolution)"), "names the letter: {text}");
 
     // Acknowledged in person when it was made: no letter, no timer.
     let table = open(

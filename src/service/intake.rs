@@ -979,7 +979,8 @@ pub(super) fn open_case(
     } else {
         name
     };
-    // A recorded complaint's id is ours, never seen by the complainant.
+    // The acknowledgement answers the complainant's mail; a recorded
+    // complaint has none they would know (its id is the record's).
     let parent = recording.is_none().then_some(m.message_id.as_str());
     let refs: Vec<String> = m.references.clone();
     let recorded_note = recording.map_or(String::new(), |r| {

@@ -12,7 +12,9 @@
 //! - `tls = "none"` is refused for any host that is not loopback.
 //!
 //! [`parse_str`] does no I/O besides reading the environment map it is given;
-//! [`load`] reads the file and the password files.
+//! [`load`] reads the file and the password files; [`load_for_store`] the
+//! file and only the token secret (for commands that never log in to a
+//! mail server).
 
 use crate::core::calendar::{CalendarSpec, Closure};
 use crate::core::holidays::Nation;

@@ -436,7 +436,7 @@ fn parse_at(
     match local {
         Some(l) => Ok(cal.resolve_local(l)?),
         None => bail!(
-            "{option} {text:?} is not a time: write 2026-12-20T09:00 (local) or 2026-12-20T09:00:00Z"
+            "{option} {text:?} is not a time: write 2026-12-20T09:00 (local), 2026-12-20T09:00:00Z, or a date (2026-12-20, 20/12/2026, 20 December 2026)"
         ),
     }
 }
@@ -785,7 +785,7 @@ fn open_case(a: OpenArgs) -> anyhow::Result<()> {
                     println!("acknowledgement: already given, none sent")
                 }
                 Acknowledgement::NoAddress => println!(
-                    "acknowledgement: none sent (no email address); acknowledge by post or phone"
+                    "acknowledgement: no email address; the letter goes to the Quality Coordinator to post"
                 ),
             }
             let today = desk.calendar.local_date(now);

@@ -134,7 +134,7 @@ pub fn to_complainant(
             "letter-not-sent",
             &json!({"kind": template, "reason": format!("no address to write to ({address:?})")}),
         )?;
-        if address.is_empty() {
+        if address.is_empty() && recorded(tx, record.id)? {
             to_post(tx, desk, record, template, data, when)?;
         }
         return Ok(());
@@ -163,11 +163,20 @@ pub fn to_complainant(
     Ok(())
 }
 
+/// Whether a case was recorded by the Quality Coordinator (`redress cases
+/// open`) rather than opened by a mail.
+fn recorded(tx: &Transaction, case_id: i64) -> anyhow::Result<bool> {
+    Ok(db::first_message(tx, case_id)?
+        .is_some_and(|(id, _)| id.starts_with(super::record::RECORD_ID_PREFIX)))
+}
+
 /// A letter for a complainant recorded without an email address (`redress
 /// cases open` with no --email): rendered as it would have been sent, and
 /// handed to the Quality Coordinator to post or read out by phone, so a
-/// written response never silently stays in the store.
-fn to_post(
+/// written response never silently stays in the store. An acknowledgement
+/// handed over counts as given: its timer would only tell QC what QC is
+/// already doing.
+pub(super) fn to_post(
     tx: &Transaction,
     desk: &Desk,
     record: &CaseRecord,
@@ -207,6 +216,30 @@ fn to_post(
         ),
         when.queued,
     )?;
+    if template == "acknowledgement" {
+        let case = db::load_case(tx, record.id)?;
+        let ctx = crate::core::case::Context {
+            procedure: &desk.procedure,
+            calendar: &desk.calendar,
+        };
+        if let Ok(t) = crate::core::case::apply(
+            &case,
+            &crate::core::case::Event::Acknowledged,
+            when.at,
+            &ctx,
+        ) {
+            letters::apply_deadline_effects(tx, record.id, &t.effects, when.at)?;
+            db::update_case_state(tx, record.id, &t.case, when.at)?;
+        }
+        db::append_event(
+            tx,
+            Some(record.id),
+            when.at,
+            "redress",
+            "acknowledgement-to-post",
+            &json!({"reason": "no email address: the acknowledgement went to the Quality Coordinator to post"}),
+        )?;
+    }
     Ok(())
 }
 

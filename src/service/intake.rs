@@ -875,7 +875,7 @@ pub(super) fn open_case(
         ))
     } else if recording.is_some() && !can_reply {
         Some(
-            "No acknowledgement was sent: no email address was recorded. Please acknowledge the complaint by post or phone."
+            "No acknowledgement was emailed: no email address was recorded. The acknowledgement letter has been sent to the Quality Coordinator to post."
                 .to_string(),
         )
     } else if let Some(reason) = &doubtful {
@@ -989,6 +989,14 @@ pub(super) fn open_case(
     let late_note = recording
         .and_then(|r| r.late_note.clone())
         .unwrap_or_default();
+    let ack_data = json!({
+        "complainant_name": greeting,
+        "received_date": received_text,
+        "target_date": target_text,
+        "next_steps": cfg.next_steps(&stage.0),
+        "stage": stage.0,
+        "subject": m.subject,
+    });
     let mut acknowledged = false;
     for effect in transition.effects.clone() {
         match effect {
@@ -1008,14 +1016,7 @@ pub(super) fn open_case(
                         references: &refs,
                         message_id: None,
                         reply_to: None,
-                        data: json!({
-                            "complainant_name": greeting,
-                            "received_date": received_text,
-                            "target_date": target_text,
-                            "next_steps": cfg.next_steps(&stage.0),
-                            "stage": stage.0,
-                            "subject": m.subject,
-                        }),
+                        data: ack_data.clone(),
                     },
                     now,
                     render,
@@ -1084,6 +1085,19 @@ pub(super) fn open_case(
         transition = t;
     }
     db::update_case_state(tx, case_id, &transition.case, now)?;
+    if recording.is_some_and(|r| !r.acknowledged) && reply_address.is_empty() {
+        // Recorded without an email address: the acknowledgement goes to
+        // QC to post, like every later letter.
+        let record = db::case_record(tx, case_id)?;
+        super::casework::to_post(
+            tx,
+            desk,
+            &record,
+            "acknowledgement",
+            ack_data,
+            super::casework::When::now(now),
+        )?;
+    }
     Ok((case_id, reference, acknowledged))
 }
 

@@ -22,6 +22,9 @@ use crate::core::procedure::StageName;
 use chrono::{DateTime, NaiveDate, Utc};
 use sha2::Digest as _;
 
+/// The start of a recorded complaint's Message-ID: `recorded.HASH@domain`.
+pub const RECORD_ID_PREFIX: &str = "recorded.";
+
 /// How a complaint came, in the words of the record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Via {
@@ -122,7 +125,8 @@ pub enum Acknowledgement {
     Queued,
     /// Already given another way, as recorded.
     AlreadyGiven,
-    /// No address to write to: acknowledge by post or phone.
+    /// No address to write to: the letter went to the Quality Coordinator
+    /// to post.
     NoAddress,
 }
 
@@ -296,7 +300,11 @@ pub fn record(
     }
     hash.update(&text);
     let digest = hex::encode(hash.finalize());
-    m.message_id = format!("recorded.{}@{}", &digest[..24], cfg.message_id_domain());
+    m.message_id = format!(
+        "{RECORD_ID_PREFIX}{}@{}",
+        &digest[..24],
+        cfg.message_id_domain()
+    );
     let more = [
         ("Complainant-Phone", phone.clone()),
         ("Received-Via", c.via.as_str().to_string()),

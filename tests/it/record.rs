@@ -253,8 +253,8 @@ fn a_recorded_appeal_reaches_the_managing_director() {
 fn without_an_address_letters_go_to_qc_to_post_and_an_acknowledged_one_gets_none() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = dir.path().join("store.sqlite");
-    // By phone, no email: no acknowledgement can go; staff are told to
-    // acknowledge it another way, and its acknowledgement timer runs.
+    // By phone, no email: the acknowledgement cannot be emailed; it goes
+    // to QC to post, and counts as given (no "overdue" notice later).
     let phoned = json(&open(
         &store,
         &[
@@ -280,7 +280,25 @@ fn without_an_address_letters_go_to_qc_to_post_and_an_acknowledged_one_gets_none
         .events
         .iter()
         .any(|e| e.kind == "acknowledgement-held"
-            && e.detail.to_string().contains("by post or phone")));
+            && e.detail
+                .to_string()
+                .contains("to the Quality Coordinator to post")));
+    assert!(detail.case.acknowledged_at.is_some());
+    let (to, posted): (String, String) = db
+        .conn()
+        .query_row(
+            "SELECT recipient, CAST(raw AS TEXT) FROM outbox WHERE kind = 'letter-to-post'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .expect("the acknowledgement to post");
+    assert_eq!(to, "quality@opp.example");
+    let posted = flat(&posted);
+    assert!(posted.contains("(acknowledgement)"), "{posted}");
+    assert!(
+        posted.contains(&format!("We have received your complaint [{reference}]")),
+        "{posted}"
+    );
     assert_eq!(
         count(
             &db,
@@ -302,7 +320,7 @@ fn without_an_address_letters_go_to_qc_to_post_and_an_acknowledged_one_gets_none
             &db,
             "SELECT count(*) FROM deadlines WHERE kind = 'acknowledge' AND fired_at IS NULL AND cancelled_at IS NULL"
         ),
-        1
+        0
     );
 
     // The head resolves it by reply: the written response cannot be
@@ -339,7 +357,7 @@ fn without_an_address_letters_go_to_qc_to_post_and_an_acknowledged_one_gets_none
     let (to, raw): (String, String) = db
         .conn()
         .query_row(
-            "SELECT recipient, CAST(raw AS TEXT) FROM outbox WHERE kind = 'letter-to-post'",
+            "SELECT recipient, CAST(raw AS TEXT) FROM outbox WHERE kind = 'letter-to-post' ORDER BY id DESC LIMIT 1",
             [],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )

@@ -185,15 +185,7 @@ pub(super) fn to_post(
     when: When,
 ) -> anyhow::Result<()> {
     let mut data = data;
-    if let Value::Object(map) = &mut data {
-        let cfg = &desk.config;
-        map.entry("organisation")
-            .or_insert_with(|| Value::String(cfg.organisation.name.clone()));
-        map.entry("mailbox")
-            .or_insert_with(|| Value::String(cfg.mailbox.address.clone()));
-        map.entry("reference")
-            .or_insert_with(|| Value::String(record.reference.clone()));
-    }
+    letters::common_values(desk, &record.reference, &mut data);
     let letter = desk.templates.render(template, &data)?;
     // One notice per letter: numbered by the letters not sent so far.
     let n = db::count_case_events(tx, record.id, "letter-not-sent")?;
@@ -217,20 +209,7 @@ pub(super) fn to_post(
         when.queued,
     )?;
     if template == "acknowledgement" {
-        let case = db::load_case(tx, record.id)?;
-        let ctx = crate::core::case::Context {
-            procedure: &desk.procedure,
-            calendar: &desk.calendar,
-        };
-        if let Ok(t) = crate::core::case::apply(
-            &case,
-            &crate::core::case::Event::Acknowledged,
-            when.at,
-            &ctx,
-        ) {
-            letters::apply_deadline_effects(tx, record.id, &t.effects, when.at)?;
-            db::update_case_state(tx, record.id, &t.case, when.at)?;
-        }
+        letters::mark_acknowledged(tx, desk, record.id, when.at)?;
         db::append_event(
             tx,
             Some(record.id),

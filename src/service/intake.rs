@@ -920,7 +920,7 @@ pub(super) fn open_case(
         procedure: &desk.procedure,
         calendar: &desk.calendar,
     };
-    let mut transition = match recording {
+    let transition = match recording {
         Some(_) => case::open_recorded(reference.clone(), received, now, &stage, &ctx)?,
         None => case::open(reference.clone(), received, &ctx)?,
     };
@@ -1071,9 +1071,9 @@ pub(super) fn open_case(
             }
         }
     }
+    db::update_case_state(tx, case_id, &transition.case, now)?;
     if recording.is_some_and(|r| r.acknowledged) {
-        let t = case::apply(&transition.case, &case::Event::Acknowledged, now, &ctx)?;
-        letters::apply_deadline_effects(tx, case_id, &t.effects, now)?;
+        letters::mark_acknowledged(tx, desk, case_id, now)?;
         db::append_event(
             tx,
             Some(case_id),
@@ -1082,9 +1082,7 @@ pub(super) fn open_case(
             "acknowledged-otherwise",
             &json!({"reason": "the complainant was acknowledged when the complaint was recorded"}),
         )?;
-        transition = t;
     }
-    db::update_case_state(tx, case_id, &transition.case, now)?;
     if recording.is_some_and(|r| !r.acknowledged) && reply_address.is_empty() {
         // Recorded without an email address: the acknowledgement goes to
         // QC to post, like every later letter.

@@ -34,6 +34,40 @@ pub struct LetterSpec<'a> {
     pub data: Value,
 }
 
+/// The values every letter has, where the caller did not set them:
+/// `organisation`, `mailbox` and `reference`.
+pub fn common_values(desk: &Desk, reference: &str, data: &mut Value) {
+    if let Value::Object(map) = data {
+        let cfg = &desk.config;
+        map.entry("organisation")
+            .or_insert_with(|| Value::String(cfg.organisation.name.clone()));
+        map.entry("mailbox")
+            .or_insert_with(|| Value::String(cfg.mailbox.address.clone()));
+        map.entry("reference")
+            .or_insert_with(|| Value::String(reference.to_string()));
+    }
+}
+
+/// Marks a case acknowledged at `at` and stops its acknowledgement timer
+/// (a closed case takes no events, and is left as it is).
+pub fn mark_acknowledged(
+    tx: &Transaction,
+    desk: &Desk,
+    case_id: i64,
+    at: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    let case = db::load_case(tx, case_id)?;
+    let ctx = Context {
+        procedure: &desk.procedure,
+        calendar: &desk.calendar,
+    };
+    if let Ok(t) = case::apply(&case, &Event::Acknowledged, at, &ctx) {
+        apply_deadline_effects(tx, case_id, &t.effects, at)?;
+        db::update_case_state(tx, case_id, &t.case, at)?;
+    }
+    Ok(())
+}
+
 /// Records that the server accepted a letter (its 250), in one
 /// transaction: the row is sent, and an acknowledgement marks its case
 /// acknowledged (the acknowledgement deadline stops only now, so a letter
@@ -47,16 +81,8 @@ pub fn mark_sent(
     let tx = store.transaction()?;
     db::outbox_sent(&tx, row, now)?;
     if let (Some(case_id), "acknowledgement") = (row.case_id, row.kind.as_str()) {
-        let case = db::load_case(&tx, case_id)?;
-        let ctx = Context {
-            procedure: &desk.procedure,
-            calendar: &desk.calendar,
-        };
         // A closed case takes no events; the letter is sent all the same.
-        if let Ok(t) = case::apply(&case, &Event::Acknowledged, now, &ctx) {
-            apply_deadline_effects(&tx, case_id, &t.effects, now)?;
-            db::update_case_state(&tx, case_id, &t.case, now)?;
-        }
+        mark_acknowledged(&tx, desk, case_id, now)?;
     }
     tx.commit()?;
     Ok(())
@@ -326,14 +352,7 @@ pub fn queue_with(
         token::message_id(id, reference, &t, domain)
     });
     let mut data = spec.data;
-    if let Value::Object(map) = &mut data {
-        map.entry("organisation")
-            .or_insert_with(|| Value::String(cfg.organisation.name.clone()));
-        map.entry("mailbox")
-            .or_insert_with(|| Value::String(cfg.mailbox.address.clone()));
-        map.entry("reference")
-            .or_insert_with(|| Value::String(spec.reference.to_string()));
-    }
+    common_values(desk, spec.reference, &mut data);
     let job = Job {
         row: id,
         template: spec.template.to_string(),

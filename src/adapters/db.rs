@@ -666,6 +666,13 @@ pub fn letters_since(
         )?)
 }
 
+/// How many letters of `kind` were queued about case `case_id`.
+pub fn case_letters(tx: &Connection, case_id: i64, kind: &str) -> anyhow::Result<u32> {
+    Ok(tx
+        .prepare_cached("SELECT COUNT(*) FROM outbox WHERE case_id = ?1 AND kind = ?2")?
+        .query_row(params![case_id, kind], |r| r.get(0))?)
+}
+
 /// Whether an event of `kind` by `actor` was logged since `since`.
 pub fn event_since(
     tx: &Connection,

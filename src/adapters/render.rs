@@ -394,6 +394,7 @@ pub fn sample(name: &str) -> Value {
             "complainant_email": "alice@example.net",
             "subject": "My certificate has not arrived",
             "received_date": "Monday 23 November 2026",
+            "acknowledgement_queued": true,
         }),
         "staff-unauthenticated" => json!({
             "recipient_name": "Jane Hughes",
@@ -498,6 +499,7 @@ pub fn samples(name: &str) -> Vec<Value> {
             vec![json!({"asked_before": other, "days_overdue": 4})]
         }
         "hold" => vec![json!({"until_date": ""})],
+        "acknowledgement-overdue" => vec![json!({"acknowledgement_queued": false})],
         "resolution" => {
             let mut v: Vec<Value> = OUTCOMES.iter().map(|o| json!({"outcome": o})).collect();
             v.push(json!({"has_appeal": false}));

@@ -16,6 +16,7 @@
 //! | `#extend DATE\|N REASON`    | a new target date, or N more working days, and why  |
 //! | `#resolve OUTCOME`         | close with an outcome; the text is the response     |
 //! | `#external BODY`           | an awarding body or regulator was notified          |
+//! | `#acknowledged [HOW]`      | the complainant was acknowledged another way        |
 //!
 //! How a reply is read ([`parse_reply`]):
 //!
@@ -101,12 +102,23 @@ Commands go on their own lines at the top of the reply, with # or /:
                              (upheld, partly-upheld, not-upheld, unfounded,
                              unsubstantiated, withdrawn)
   #external BODY             record that an awarding body or regulator was told
+  #acknowledged [HOW]        record that the complainant was acknowledged
+                             another way (by phone, in person, by post)
   Dates: 2026-12-20, 20/12/2026 or 20 December 2026.
 Anything not understood changes nothing and comes back to you.";
 
 /// The command names, without the prefix.
-const NAMES: [&str; 9] = [
-    "reply", "note", "assign", "formal", "hold", "resume", "extend", "resolve", "external",
+const NAMES: [&str; 10] = [
+    "reply",
+    "note",
+    "assign",
+    "formal",
+    "hold",
+    "resume",
+    "extend",
+    "resolve",
+    "external",
+    "acknowledged",
 ];
 
 const DATE_FORMATS: &str = "2026-12-20, 20/12/2026 or 20 December 2026";
@@ -140,6 +152,12 @@ pub enum Command {
     External {
         body: String,
     },
+    /// The complainant was acknowledged another way (by phone, in person,
+    /// by post): the acknowledgement timer stops. `how` is what followed
+    /// the command on its line (may be empty); the text is a note.
+    Acknowledged {
+        how: String,
+    },
 }
 
 impl Command {
@@ -155,6 +173,7 @@ impl Command {
             Command::Extend { .. } => "#extend",
             Command::Resolve { .. } => "#resolve",
             Command::External { .. } => "#external",
+            Command::Acknowledged { .. } => "#acknowledged",
         }
     }
 }
@@ -324,6 +343,7 @@ fn parse_command(word: &str, args: &str, today: NaiveDate) -> Result<Command, St
         "note" => no_args(word, args, Command::Note),
         "formal" => no_args(word, args, Command::Formal),
         "resume" => no_args(word, args, Command::Resume),
+        "acknowledged" => Ok(Command::Acknowledged { how: words(args) }),
         "assign" => match words(args) {
             d if d.is_empty() => Err("#assign needs a department, e.g. #assign Finance".into()),
             department => Ok(Command::Assign { department }),
@@ -872,6 +892,16 @@ mod tests {
             ("#formal", vec![Command::Formal]),
             ("#resume", vec![Command::Resume]),
             (
+                "#acknowledged\nPhoned her on Tuesday.",
+                vec![Command::Acknowledged { how: String::new() }],
+            ),
+            (
+                "#acknowledged  by phone, 24/11\nShe will write again.",
+                vec![Command::Acknowledged {
+                    how: "by phone, 24/11".into(),
+                }],
+            ),
+            (
                 "#hold waiting for the tutor",
                 vec![hold("waiting for the tutor", None)],
             ),
@@ -1084,9 +1114,9 @@ mod tests {
     fn malformed_commands() {
         let outcomes = "upheld, partly-upheld, not-upheld, unfounded, unsubstantiated, withdrawn";
         let cases = [
-            ("#frobnicate\nText", "#frobnicate is not a command; the commands are #reply, #note, #assign, #formal, #hold, #resume, #extend, #resolve, #external".to_string()),
-            ("#resolved upheld\nText", "#resolved is not a command (did you mean #resolve?); the commands are #reply, #note, #assign, #formal, #hold, #resume, #extend, #resolve, #external".to_string()),
-            ("#rely\nText", "#rely is not a command (did you mean #reply?); the commands are #reply, #note, #assign, #formal, #hold, #resume, #extend, #resolve, #external".to_string()),
+            ("#frobnicate\nText", "#frobnicate is not a command; the commands are #reply, #note, #assign, #formal, #hold, #resume, #extend, #resolve, #external, #acknowledged".to_string()),
+            ("#resolved upheld\nText", "#resolved is not a command (did you mean #resolve?); the commands are #reply, #note, #assign, #formal, #hold, #resume, #extend, #resolve, #external, #acknowledged".to_string()),
+            ("#rely\nText", "#rely is not a command (did you mean #reply?); the commands are #reply, #note, #assign, #formal, #hold, #resume, #extend, #resolve, #external, #acknowledged".to_string()),
             ("#resolve\nText", format!("#resolve needs an outcome: one of {outcomes}")),
             ("#resolve partially upheld\nText", format!("\"partially upheld\" is not an outcome; #resolve needs one of {outcomes}")),
             ("#resolve upheld - apologised\nText", format!("\"upheld - apologised\" is not an outcome; #resolve needs one of {outcomes}")),
@@ -1094,6 +1124,7 @@ mod tests {
             ("#external", "#external needs the name of the awarding body or regulator, e.g. #external Ofqual".into()),
             ("#reply Dear Ms Smith", "#reply takes nothing after it on its line; put your text on the lines below it".into()),
             ("#formal now please", "#formal takes nothing after it on its line".into()),
+            ("#acknowledge\nRang her.", "#acknowledge is not a command (did you mean #acknowledged?); the commands are #reply, #note, #assign, #formal, #hold, #resume, #extend, #resolve, #external, #acknowledged".into()),
             ("#hold", "#hold needs a reason, e.g. #hold waiting for the tutor's statement until 20/12/2026".into()),
             ("#hold until 20/12/2026", "#hold needs a reason, e.g. #hold waiting for the tutor's statement until 20/12/2026".into()),
             ("#hold sick until", "#hold: after \"until\" give a date such as 2026-12-20, 20/12/2026 or 20 December 2026".into()),

@@ -209,7 +209,6 @@ pub(super) fn to_post(
         when.queued,
     )?;
     if template == "acknowledgement" {
-        letters::mark_acknowledged(tx, desk, record.id, when.at)?;
         db::append_event(
             tx,
             Some(record.id),
@@ -218,6 +217,9 @@ pub(super) fn to_post(
             "acknowledgement-to-post",
             &json!({"reason": "no email address: the acknowledgement went to the Quality Coordinator to post"}),
         )?;
+    }
+    if letters::acknowledges(template) {
+        letters::acknowledged_by(tx, desk, record.id, template, when.at)?;
     }
     Ok(())
 }

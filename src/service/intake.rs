@@ -880,15 +880,15 @@ pub(super) fn open_case(
         )
     } else if let Some(reason) = &doubtful {
         Some(format!(
-            "No acknowledgement was sent: the mail looks automatic ({reason}), but only on weak evidence. Please check it, and reply by hand if it is a real complaint."
+            "No acknowledgement was sent: the mail looks automatic ({reason}), but only on weak evidence. Please check it, and if it is a real complaint, reply to this email with #reply above your letter to the complainant (it counts as the acknowledgement)."
         ))
     } else if !can_reply {
         Some(format!(
-            "No acknowledgement was sent: the mail has no address to reply to ({reply_address:?}). Please contact the complainant another way."
+            "No acknowledgement was sent: the mail has no address to reply to ({reply_address:?}). Please contact the complainant another way, then reply to this email with a line such as \"#acknowledged by phone\" to record it."
         ))
     } else if !acknowledge {
         Some(
-            "No acknowledgement was sent: the sender has reached the daily limit of automatic replies. Please reply to them yourself if this is genuine; further mail from them today is recorded without notifying you."
+            "No acknowledgement was sent: the sender has reached the daily limit of automatic replies. If this is genuine, reply to this email with #reply above your letter to them (it counts as the acknowledgement); further mail from them today is recorded without notifying you."
                 .to_string(),
         )
     } else {

@@ -138,6 +138,7 @@ pub fn tick(
                             "complainant_email": record.complainant_email,
                             "subject": record.subject,
                             "received_date": casework::received_text(desk, &record),
+                            "acknowledgement_queued": db::case_letters(&tx, due.case_id, "acknowledgement")? > 0,
                         }),
                     ),
                     when.queued,

@@ -68,10 +68,54 @@ pub fn mark_acknowledged(
     Ok(())
 }
 
+/// Whether a letter of `kind` to the complainant tells them their
+/// complaint was received: the acknowledgement, and any letter written to
+/// them about the complaint. A case whose acknowledgement was held (weak
+/// evidence of a robot, the reply cap) and that staff then answered by
+/// hand with `#reply` is acknowledged, and no "overdue" notice follows.
+pub fn acknowledges(kind: &str) -> bool {
+    matches!(
+        kind,
+        "acknowledgement" | "response" | "hold" | "resume" | "extension" | "resolution"
+    )
+}
+
+/// Marks a case acknowledged by a letter of `kind` (one that
+/// [`acknowledges`]) that went out, or to QC to post, at `at`. A letter
+/// other than the acknowledgement that is the first to reach the
+/// complainant says so in the case's history.
+pub fn acknowledged_by(
+    tx: &Transaction,
+    desk: &Desk,
+    case_id: i64,
+    kind: &str,
+    at: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    let case = db::load_case(tx, case_id)?;
+    if case.status == case::Status::Closed {
+        return Ok(());
+    }
+    if case.acknowledged_at.is_none() && kind != "acknowledgement" {
+        db::append_event(
+            tx,
+            Some(case_id),
+            at,
+            "redress",
+            "acknowledged-by-letter",
+            &serde_json::json!({
+                "kind": kind,
+                "reason": format!("the complainant was not acknowledged before: the {kind} letter counts as the acknowledgement"),
+            }),
+        )?;
+    }
+    mark_acknowledged(tx, desk, case_id, at)
+}
+
 /// Records that the server accepted a letter (its 250), in one
-/// transaction: the row is sent, and an acknowledgement marks its case
-/// acknowledged (the acknowledgement deadline stops only now, so a letter
-/// that never goes out keeps it running).
+/// transaction: the row is sent, and a letter that [`acknowledges`] marks
+/// its case acknowledged (the acknowledgement deadline stops only now, so
+/// a letter that never goes out keeps it running). Only letters to the
+/// complainant count: staff mail about the case does not.
 pub fn mark_sent(
     store: &mut Store,
     desk: &Desk,
@@ -80,9 +124,9 @@ pub fn mark_sent(
 ) -> anyhow::Result<()> {
     let tx = store.transaction()?;
     db::outbox_sent(&tx, row, now)?;
-    if let (Some(case_id), "acknowledgement") = (row.case_id, row.kind.as_str()) {
+    if let Some(case_id) = row.case_id.filter(|_| acknowledges(&row.kind)) {
         // A closed case takes no events; the letter is sent all the same.
-        mark_acknowledged(&tx, desk, case_id, now)?;
+        acknowledged_by(&tx, desk, case_id, &row.kind, now)?;
     }
     tx.commit()?;
     Ok(())

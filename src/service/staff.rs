@@ -297,6 +297,7 @@ fn plan(
                 })
             }
             Command::Resume => Some(Event::Resume),
+            Command::Acknowledged { .. } => Some(Event::Acknowledged),
             Command::Extend { to, reason } => {
                 details.reason = reason.clone();
                 let to = match *to {
@@ -446,6 +447,7 @@ fn act(
             }
             Command::Reply => json!({"response": parsed.text}),
             Command::External { body } => json!({"body": body}),
+            Command::Acknowledged { how } => json!({"how": how}),
             Command::Note | Command::Formal | Command::Resume => json!({}),
         };
         if !matches!(p.command, Command::Note) {

@@ -1107,3 +1107,159 @@ fn qc_gets_at_most_ten_notices_of_a_kind_a_day_then_one_saying_so() {
         limit + 1
     );
 }
+
+/// An acknowledgement redress held back is given by hand, on a real
+/// SQLite store: a `#reply` to the new-case email counts as the
+/// acknowledgement once the server has taken it, and `#acknowledged`
+/// records one given by phone; neither case is then reported overdue,
+/// while a case nobody acknowledged is.
+#[test]
+fn a_held_acknowledgement_given_by_reply_or_by_phone_is_not_reported_overdue() {
+    use redress::service::intake::{process, Arrival, Processed};
+    let (_dir, mut store, desk) = desk_on_a_store();
+    let utc = |s: &str| -> DateTime<Utc> { s.parse().expect("instant") };
+    let now = utc("2026-11-23T10:00:00Z");
+    // Four complaints from one sender in a day: the fourth's
+    // acknowledgement is held (the cap on automatic replies is 3).
+    for i in 0..4 {
+        let raw = complaint(
+            "Ivy",
+            "ivy@example.net",
+            &format!("Problem {i}"),
+            &format!("ivy-{i}@example.net"),
+            "",
+            "Hello\r\n",
+        );
+        process(&mut store, &desk, &raw, &Arrival::default(), now).expect("process");
+    }
+    // Two with no address to write to (no From at all).
+    for i in 0..2 {
+        let raw = format!(
+            "To: complaints@opp.example\r\nSubject: Posted {i}\r\nMessage-ID: <nofrom-{i}@example.net>\r\nDate: Mon, 23 Nov 2026 10:00:00 +0000\r\nContent-Type: text/plain\r\n\r\nPlease ring me on 01632 960123.\r\n"
+        );
+        process(&mut store, &desk, raw.as_bytes(), &Arrival::default(), now).expect("process");
+    }
+    let reference = |store: &Store, subject: &str| -> redress::adapters::db::CaseRecord {
+        store
+            .list_cases(None)
+            .expect("cases")
+            .into_iter()
+            .find(|c| c.subject == subject)
+            .expect("case")
+    };
+    let kinds = |store: &Store, reference: &str| -> Vec<String> {
+        let d = store.case_detail(reference).expect("q").expect("case");
+        d.events.iter().map(|e| e.kind.clone()).collect()
+    };
+    let capped = reference(&store, "Problem 3").reference;
+    let phoned = reference(&store, "Posted 0").reference;
+    let nobody = reference(&store, "Posted 1").reference;
+    for r in [&capped, &phoned, &nobody] {
+        assert!(
+            kinds(&store, r).contains(&"acknowledgement-held".to_string()),
+            "{r}: {:?}",
+            kinds(&store, r)
+        );
+    }
+    let notice = |store: &Store, reference: &str| -> String {
+        store
+            .conn()
+            .query_row(
+                "SELECT o.message_id FROM outbox o JOIN cases c ON c.id = o.case_id
+                 WHERE c.reference = ?1 AND o.kind = 'new-case' AND o.recipient = 'quality@opp.example'",
+                [reference],
+                |r| r.get(0),
+            )
+            .expect("new-case notice to QC")
+    };
+    let qc_reply = |store: &mut Store, reference: &str, id: &str, body: &str| {
+        let raw = format!(
+            "From: Quinn <quality@opp.example>\r\nTo: complaints@opp.example\r\nSubject: Re: {reference}\r\nMessage-ID: <{id}@mail.example>\r\nIn-Reply-To: <{}>\r\nDate: Mon, 23 Nov 2026 11:00:00 +0000\r\nContent-Type: text/plain\r\n\r\n{body}\r\n",
+            notice(store, reference)
+        );
+        let p = process(store, &desk, raw.as_bytes(), &Arrival::default(), now).expect("reply");
+        assert!(
+            matches!(p, Processed::Staff { authenticated: true, ref commands, .. } if !commands.is_empty()),
+            "{p:?}"
+        );
+    };
+    qc_reply(
+        &mut store,
+        &capped,
+        "qc-reply",
+        "#reply\nDear Ivy,\n\nWe have your complaint and are looking into it.",
+    );
+    qc_reply(
+        &mut store,
+        &phoned,
+        "qc-phoned",
+        "#acknowledged by phone\nRang the number in the mail on Monday afternoon.",
+    );
+    let detail = store.case_detail(&phoned).expect("q").expect("case");
+    assert!(detail
+        .events
+        .iter()
+        .any(|e| e.kind == "staff-acknowledged" && e.detail["how"] == "by phone"));
+    assert!(detail.events.iter().any(|e| e.kind == "note"
+        && e.detail["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("Monday afternoon"))));
+    // The response counts only once the server has taken it.
+    assert!(store
+        .case(&capped)
+        .expect("q")
+        .expect("case")
+        .acknowledged_at
+        .is_none());
+    let response = store
+        .due_outbox(now, 100)
+        .expect("outbox")
+        .into_iter()
+        .find(|r| r.kind == "response")
+        .expect("the response is queued");
+    assert_eq!(response.recipient, "ivy@example.net");
+    redress::service::letters::mark_sent(&mut store, &desk, &response, now).expect("sent");
+    assert!(kinds(&store, &capped).contains(&"acknowledged-by-letter".to_string()));
+
+    // A week on, past every acknowledgement deadline.
+    let later = working_morning_after(
+        &desk.calendar,
+        desk.calendar.local_date(now) + chrono::Duration::days(7),
+        10,
+        0,
+    );
+    redress::service::ladder::tick(&mut store, &desk, later, later, false).expect("tick");
+    assert!(
+        kinds(&store, &nobody).contains(&"acknowledgement-overdue".to_string()),
+        "{:?}",
+        kinds(&store, &nobody)
+    );
+    let overdue: Vec<u8> = store
+        .conn()
+        .query_row(
+            "SELECT o.raw FROM outbox o JOIN cases c ON c.id = o.case_id
+             WHERE c.reference = ?1 AND o.kind = 'acknowledgement-overdue'",
+            [&nobody],
+            |r| r.get(0),
+        )
+        .expect("the overdue notice");
+    let overdue = flat(&String::from_utf8_lossy(&overdue));
+    assert!(
+        overdue.contains("no acknowledgement was sent")
+            && overdue.contains("#acknowledged by phone"),
+        "{overdue}"
+    );
+    for r in [&capped, &phoned] {
+        assert!(
+            !kinds(&store, r).contains(&"acknowledgement-overdue".to_string()),
+            "{r}: {:?}",
+            kinds(&store, r)
+        );
+        assert!(store
+            .case(r)
+            .expect("q")
+            .expect("case")
+            .acknowledged_at
+            .is_some());
+    }
+}

@@ -238,6 +238,34 @@ enum CasesCommand {
     /// --email is given, and the Quality Coordinator and the department
     /// head get the new-case email. The running daemon sends the letters.
     Open(Box<OpenArgs>),
+    /// Change the complainant's contact details on a case (a new email
+    /// address, a phone number, the name): letters from now on go to the
+    /// new address, and a case not yet acknowledged (it had no address)
+    /// is acknowledged at it. The running daemon sends the letters.
+    Update(Box<UpdateArgs>),
+}
+
+#[derive(Args)]
+struct UpdateArgs {
+    /// The case reference.
+    reference: String,
+    #[command(flatten)]
+    config: ConfigArg,
+    /// The complainant's full name.
+    #[arg(long)]
+    name: Option<String>,
+    /// The complainant's email address, where letters go from now on.
+    #[arg(long)]
+    email: Option<String>,
+    /// The complainant's telephone number.
+    #[arg(long)]
+    phone: Option<String>,
+    /// Who changes them, for the audit log. Default: the Quality
+    /// Coordinator's address.
+    #[arg(long)]
+    by: Option<String>,
+    #[arg(long, value_enum, default_value = "table")]
+    format: Format,
 }
 
 #[derive(Args)]
@@ -714,6 +742,7 @@ fn cases(c: CasesCommand) -> anyhow::Result<ExitCode> {
             }
         }
         CasesCommand::Open(a) => open_case(*a)?,
+        CasesCommand::Update(a) => update_case(*a)?,
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -798,6 +827,57 @@ fn open_case(a: OpenArgs) -> anyhow::Result<()> {
                 println!(
                     "raised late: it was due by {}; staff are told, it is not refused",
                     long(due)
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `redress cases update`: changes the complainant's contact details.
+fn update_case(a: UpdateArgs) -> anyhow::Result<()> {
+    use redress::service::record::{self, Contact};
+    let config: Config = config::load_for_store(&a.config.config)?;
+    let mut store = Store::open(&config.store.path)?;
+    let desk = redress::service::Desk::new(config, &mut store)?;
+    let contact = Contact {
+        name: a.name,
+        email: a.email,
+        phone: a.phone,
+        by: a.by,
+    };
+    let done = record::change_contact(
+        &mut store,
+        &desk,
+        &a.reference,
+        &contact,
+        redress::clock::now(),
+    )?;
+    match a.format {
+        Format::Json => println!("{}", serde_json::to_string_pretty(&done)?),
+        Format::Table => {
+            if done.changed.is_empty() {
+                println!("{}: nothing changed", done.reference);
+            } else {
+                println!("{}: changed {}", done.reference, done.changed.join(", "));
+            }
+            let or_none = |s: &str| {
+                if s.is_empty() {
+                    "-".to_string()
+                } else {
+                    s.to_string()
+                }
+            };
+            println!(
+                "complainant: {} <{}>, phone {}",
+                or_none(&done.name),
+                or_none(&done.email),
+                or_none(&done.phone)
+            );
+            if done.acknowledgement.is_some() {
+                println!(
+                    "acknowledgement: queued to {} (the daemon sends it)",
+                    done.email
                 );
             }
         }

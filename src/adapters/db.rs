@@ -1027,6 +1027,24 @@ pub fn set_department(
     Ok(())
 }
 
+/// Sets the complainant's name, address (where letters go, and the
+/// complainant's address on the case) and phone.
+pub fn set_contact(
+    tx: &Transaction,
+    case_id: i64,
+    name: &str,
+    email: &str,
+    phone: &str,
+    now: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    tx.prepare_cached(
+        "UPDATE cases SET complainant_name = ?2, complainant_email = ?3, reply_address = ?3,
+                complainant_phone = ?4, updated_at = ?5 WHERE id = ?1",
+    )?
+    .execute(params![case_id, name, email, phone, ts(now)])?;
+    Ok(())
+}
+
 /// A case's audit log, oldest first: (at, actor, kind, detail).
 pub fn case_events(
     conn: &Connection,

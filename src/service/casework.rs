@@ -224,6 +224,26 @@ pub(super) fn to_post(
     Ok(())
 }
 
+/// Queues the acknowledgement of the case's current stage now (one that
+/// could not go when the stage began: there was no address to write to).
+pub fn acknowledge(
+    tx: &Transaction,
+    desk: &Desk,
+    record: &CaseRecord,
+    case: &Case,
+    when: When,
+) -> anyhow::Result<()> {
+    complainant_letter(
+        tx,
+        desk,
+        record,
+        case,
+        &Letter::Acknowledgement,
+        &Details::default(),
+        when,
+    )
+}
+
 fn complainant_letter(
     tx: &Transaction,
     desk: &Desk,
@@ -238,7 +258,9 @@ fn complainant_letter(
         Letter::Acknowledgement => (
             "acknowledgement",
             json!({
-                "received_date": long_date(desk.calendar.local_date(when.at)),
+                // When the stage began: its complaint or request was
+                // received then (at a later acknowledgement too).
+                "received_date": long_date(desk.calendar.local_date(case.stage_opened_at)),
                 "target_date": target,
                 "next_steps": desk.config.next_steps(&case.stage.0),
                 "stage": case.stage.0,

@@ -13,10 +13,12 @@
 //! department head get the new-case email they can act on by reply.
 //! Recording the same complaint twice opens no second case.
 
+use super::casework::When;
 use super::intake::{open_case, Recording};
 use super::letters::{long_date, Render};
 use super::Desk;
 use crate::adapters::db::{self, MessageFacts, RawStored, Source, Store};
+use crate::core::case::Status;
 use crate::core::message::{Inbound, Mailbox};
 use crate::core::procedure::StageName;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -174,23 +176,7 @@ pub fn record(
         );
     }
     if let Some(e) = &email {
-        if !crate::adapters::outgoing::is_sendable(e) {
-            anyhow::bail!("--email {e:?} is not an address letters can be sent to");
-        }
-        // Its plus-addresses too: `complaints+x@` reaches the desk's inbox.
-        let base = match e.rsplit_once('@') {
-            Some((local, domain)) => match local.split_once('+') {
-                Some((head, _)) => format!("{head}@{domain}"),
-                None => e.clone(),
-            },
-            None => e.clone(),
-        };
-        let ours = |a: &str| desk.is_staff(a) || desk.own.addresses.iter().any(|o| o == a);
-        if ours(e) || ours(&base) {
-            anyhow::bail!(
-                "--email {e} is a staff or complaints-desk address: its mail would be taken for staff actions, not a complainant's"
-            );
-        }
+        check_email(desk, e)?;
     }
     if c.received > now + chrono::Duration::minutes(5) {
         anyhow::bail!("--received is in the future");
@@ -396,6 +382,29 @@ pub fn record(
     })
 }
 
+/// Refuses a complainant's address (`--email`, lower case) that letters
+/// cannot go to, or that is the desk's or a member of staff's.
+fn check_email(desk: &Desk, e: &str) -> anyhow::Result<()> {
+    if !crate::adapters::outgoing::is_sendable(e) {
+        anyhow::bail!("--email {e:?} is not an address letters can be sent to");
+    }
+    // Its plus-addresses too: `complaints+x@` reaches the desk's inbox.
+    let base = match e.rsplit_once('@') {
+        Some((local, domain)) => match local.split_once('+') {
+            Some((head, _)) => format!("{head}@{domain}"),
+            None => e.to_string(),
+        },
+        None => e.to_string(),
+    };
+    let ours = |a: &str| desk.is_staff(a) || desk.own.addresses.iter().any(|o| o == a);
+    if ours(e) || ours(&base) {
+        anyhow::bail!(
+            "--email {e} is a staff or complaints-desk address: its mail would be taken for staff actions, not a complainant's"
+        );
+    }
+    Ok(())
+}
+
 /// A value for one line of the record: line breaks become spaces.
 fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
@@ -426,4 +435,115 @@ fn record_text(
         out.push_str("\r\n");
     }
     out
+}
+
+/// New contact details for a case's complainant (`redress cases update`):
+/// each field given replaces the one on the case.
+#[derive(Debug, Clone, Default)]
+pub struct Contact {
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    /// Who changes them (default: the Quality Coordinator's address).
+    pub by: Option<String>,
+}
+
+/// What changing the contact details did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ContactChanged {
+    pub reference: String,
+    pub name: String,
+    pub email: String,
+    pub phone: String,
+    /// The fields that changed, by name (`name`, `email`, `phone`).
+    pub changed: Vec<&'static str>,
+    /// `queued` when the case had not been acknowledged and now has an
+    /// address: the acknowledgement goes to it.
+    pub acknowledgement: Option<Acknowledgement>,
+}
+
+/// Changes the complainant's contact details on case `reference` at `now`,
+/// in one transaction with a `contact-changed` event. Letters from now on
+/// go to the new address; mail from it joins the case (the old address
+/// stays a participant, so the complainant's mail from it does too). A
+/// case not yet acknowledged (no address to write to, or the
+/// acknowledgement held) that gets an address is acknowledged at it. A bad
+/// value is refused with its option, and nothing is written.
+pub fn change_contact(
+    store: &mut Store,
+    desk: &Desk,
+    reference: &str,
+    c: &Contact,
+    now: DateTime<Utc>,
+) -> anyhow::Result<ContactChanged> {
+    let email = c.email.as_deref().map(|e| e.trim().to_ascii_lowercase());
+    if let Some(e) = &email {
+        check_email(desk, e)?;
+    }
+    let name = c.name.as_deref().map(one_line);
+    let phone = c.phone.as_deref().map(one_line);
+    if name.is_none() && email.is_none() && phone.is_none() {
+        anyhow::bail!("nothing to change: give --name, --email or --phone");
+    }
+    let by =
+        c.by.as_deref()
+            .map(one_line)
+            .filter(|b| !b.is_empty())
+            .unwrap_or_else(|| desk.config.staff.quality_coordinator.address.clone());
+    let tx = store.transaction()?;
+    let case_id = db::case_id(&tx, reference)?
+        .ok_or_else(|| anyhow::anyhow!("there is no case {reference}"))?;
+    let before = db::case_record(&tx, case_id)?;
+    let after_name = name.unwrap_or_else(|| before.complainant_name.clone());
+    let after_email = email.unwrap_or_else(|| before.reply_address.clone());
+    let after_phone = phone.unwrap_or_else(|| before.complainant_phone.clone());
+    let mut changed = Vec::new();
+    let mut detail = serde_json::Map::new();
+    for (field, old, new) in [
+        ("name", &before.complainant_name, &after_name),
+        ("email", &before.reply_address, &after_email),
+        ("phone", &before.complainant_phone, &after_phone),
+    ] {
+        if old != new {
+            changed.push(field);
+            detail.insert(field.into(), serde_json::json!({"from": old, "to": new}));
+        }
+    }
+    let mut acknowledgement = None;
+    if !changed.is_empty() {
+        db::set_contact(&tx, case_id, &after_name, &after_email, &after_phone, now)?;
+        if !after_email.is_empty() {
+            db::add_participant(&tx, case_id, &after_email, &after_name, "complainant")?;
+        }
+        db::append_event(
+            &tx,
+            Some(case_id),
+            now,
+            &by,
+            "contact-changed",
+            &serde_json::Value::Object(detail),
+        )?;
+        let case = db::load_case(&tx, case_id)?;
+        let open = matches!(case.status, Status::Open | Status::OnHold);
+        if changed.contains(&"email") && case.acknowledged_at.is_none() && open {
+            let record = db::case_record(&tx, case_id)?;
+            super::casework::acknowledge(&tx, desk, &record, &case, When::now(now))?;
+            acknowledgement = Some(Acknowledgement::Queued);
+        }
+    }
+    tx.commit()?;
+    tracing::info!(
+        reference,
+        by = by.as_str(),
+        changed = ?changed,
+        "contact details changed"
+    );
+    Ok(ContactChanged {
+        reference: reference.to_string(),
+        name: after_name,
+        email: after_email,
+        phone: after_phone,
+        changed,
+        acknowledgement,
+    })
 }

@@ -591,3 +591,237 @@ fn a_recorded_complaint_is_acknowledged_and_handled_by_mail_like_any_other() {
     );
     assert!(daemon.stop(), "clean stop");
 }
+
+/// `redress cases update REF ARGS --config example` against `store`.
+fn update(store: &Path, args: &[&str]) -> std::process::Output {
+    let config = repo().join("config.example.toml");
+    let mut all = vec!["cases", "update"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["--config", config.to_str().expect("path")]);
+    redress(
+        &all,
+        &[("REDRESS_STORE_PATH", store.to_str().expect("path"))],
+    )
+}
+
+/// A complainant gives an email address after the case was opened without
+/// one: by phone (recorded; its acknowledgement was posted) or by a mail
+/// with no address to reply to (its acknowledgement held). From then on
+/// letters go by email, the held acknowledgement goes at once, and mail
+/// from the new address joins the case; bad values change nothing.
+#[test]
+fn a_new_email_address_takes_the_letters_and_acknowledges_a_held_case() {
+    use redress::service::intake::{process, Arrival, Processed};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = dir.path().join("store.sqlite");
+    let phoned = json(&open(
+        &store,
+        &[
+            "--name",
+            "Jules Moss",
+            "--subject",
+            "Course cancelled",
+            "--text",
+            "My course was cancelled the day before it started.",
+            "--via",
+            "phone",
+            "--format",
+            "json",
+        ],
+    ));
+    let phoned = phoned["reference"].as_str().expect("reference").to_string();
+    let cfg = redress::config::parse_str(
+        &crate::support::example_config(),
+        "t",
+        &[(
+            "REDRESS_STORE_PATH".to_string(),
+            store.display().to_string(),
+        )],
+    )
+    .expect("config");
+    let mut writer = Store::open(&store).expect("store");
+    let desk = redress::service::Desk::new(cfg, &mut writer).expect("desk");
+    let now = redress::clock::now();
+    // A mail with no From: the case opens, its acknowledgement is held.
+    let raw = "To: complaints@opp.example\r\nSubject: Refund still missing\r\nMessage-ID: <no-from-1@example.net>\r\nDate: Mon, 23 Nov 2026 10:00:00 +0000\r\nContent-Type: text/plain\r\n\r\nMy refund has not come. Ring me on 07700 900789.\r\n";
+    // It arrived three days ago (the server's INTERNALDATE).
+    let arrived = now - chrono::Duration::days(3);
+    let arrival = Arrival {
+        received: Some(arrived),
+        ..Arrival::default()
+    };
+    process(&mut writer, &desk, raw.as_bytes(), &arrival, now).expect("process");
+    let held = writer
+        .list_cases(None)
+        .expect("cases")
+        .into_iter()
+        .find(|c| c.subject == "Refund still missing")
+        .expect("the held case")
+        .reference;
+    let db = Store::open(&store).expect("store");
+    let letters = |kind: &str, to: &str| {
+        count(
+            &db,
+            &format!("SELECT count(*) FROM outbox WHERE kind = '{kind}' AND recipient = '{to}'"),
+        )
+    };
+    assert_eq!(letters("acknowledgement", "jules@example.net"), 0);
+
+    // Bad values: refused by their option, nothing written.
+    let events = || count(&db, "SELECT count(*) FROM events");
+    let before = events();
+    for (args, says) in [
+        (
+            vec![phoned.as_str(), "--email", "not an address"],
+            "--email",
+        ),
+        (
+            vec![phoned.as_str(), "--email", "Training.Head@opp.example"],
+            "staff or complaints-desk address",
+        ),
+        (
+            vec![
+                phoned.as_str(),
+                "--email",
+                "complaints+OPP-2026-0001@opp.example",
+            ],
+            "staff or complaints-desk address",
+        ),
+        (vec![phoned.as_str()], "nothing to change"),
+        (
+            vec!["OPP-1999-0001", "--phone", "01632 960000"],
+            "no case OPP-1999-0001",
+        ),
+    ] {
+        let out = update(&store, &args);
+        assert!(!out.status.success(), "{args:?} was taken");
+        assert!(stderr(&out).contains(says), "{args:?}: {}", stderr(&out));
+    }
+    assert_eq!(events(), before);
+
+    // The phoned case: already acknowledged (posted), so no second
+    // acknowledgement; the details change, with who changed them.
+    let out = update(
+        &store,
+        &[
+            &phoned,
+            "--email",
+            " Jules@Example.NET ",
+            "--phone",
+            "07700 900111",
+            "--by",
+            "Quinn at reception",
+            "--format",
+            "json",
+        ],
+    );
+    let done = json(&out);
+    assert_eq!(done["changed"], serde_json::json!(["email", "phone"]));
+    assert_eq!(done["email"], "jules@example.net");
+    assert_eq!(done["acknowledgement"], serde_json::Value::Null);
+    let c = db.case(&phoned).expect("q").expect("case");
+    assert_eq!(
+        (
+            c.reply_address.as_str(),
+            c.complainant_phone.as_str(),
+            c.complainant_name.as_str()
+        ),
+        ("jules@example.net", "07700 900111", "Jules Moss")
+    );
+    let detail = db.case_detail(&phoned).expect("q").expect("case");
+    let changed = detail
+        .events
+        .iter()
+        .find(|e| e.kind == "contact-changed")
+        .expect("the change is in the history");
+    assert_eq!(changed.actor, "Quinn at reception");
+    assert_eq!(changed.detail["email"]["from"], "");
+    assert_eq!(changed.detail["email"]["to"], "jules@example.net");
+    assert_eq!(letters("acknowledgement", "jules@example.net"), 0);
+    // The same again changes nothing, and says so.
+    let again = update(&store, &[&phoned, "--email", "jules@example.net"]);
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert!(
+        stdout(&again).contains("nothing changed"),
+        "{}",
+        stdout(&again)
+    );
+
+    // The head's #reply now goes to Jules by email, not to QC to post.
+    let head = "training.head@opp.example";
+    let token = redress::core::token::token(&desk.secret, &phoned, head);
+    let notice = redress::core::token::message_id(9, &phoned, &token, "opp.example");
+    let posted = count(
+        &db,
+        "SELECT count(*) FROM outbox WHERE kind = 'letter-to-post'",
+    );
+    let reply = format!(
+        "From: Head of Training <{head}>\r\nTo: complaints@opp.example\r\nSubject: Re: New complaint\r\nMessage-ID: <upd-reply@opp.example>\r\nIn-Reply-To: <{notice}>\r\nDate: Tue, 24 Nov 2026 11:00:00 +0000\r\nContent-Type: text/plain\r\n\r\n#reply\r\nWe are sorry: the course runs again in January, and your place is kept.\r\n"
+    );
+    let p = process(
+        &mut writer,
+        &desk,
+        reply.as_bytes(),
+        &Arrival::default(),
+        now,
+    )
+    .expect("reply");
+    assert!(
+        matches!(&p, Processed::Staff { authenticated: true, commands, .. } if !commands.is_empty()),
+        "{p:?}"
+    );
+    assert_eq!(letters("response", "jules@example.net"), 1);
+    assert_eq!(
+        count(
+            &db,
+            "SELECT count(*) FROM outbox WHERE kind = 'letter-to-post'"
+        ),
+        posted
+    );
+    // Mail from the new address quoting the reference joins the case.
+    let cases = db.list_cases(None).expect("cases").len();
+    let from_jules = format!(
+        "From: Jules Moss <jules@example.net>\r\nTo: complaints@opp.example\r\nSubject: [{phoned}] my course\r\nMessage-ID: <jules-1@example.net>\r\nDate: Tue, 24 Nov 2026 12:00:00 +0000\r\nContent-Type: text/plain\r\n\r\nThank you, January suits me.\r\n"
+    );
+    process(
+        &mut writer,
+        &desk,
+        from_jules.as_bytes(),
+        &Arrival::default(),
+        now,
+    )
+    .expect("mail");
+    assert_eq!(db.list_cases(None).expect("cases").len(), cases);
+    let joined = db.case_detail(&phoned).expect("q").expect("case");
+    assert!(joined
+        .messages
+        .iter()
+        .any(|m| m.message_id == "jules-1@example.net"));
+
+    // The held case gets its acknowledgement at the new address.
+    let out = update(
+        &store,
+        &[&held, "--email", "kim@example.net", "--name", "Kim Lee"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("changed name, email"), "{text}");
+    assert!(
+        text.contains("acknowledgement: queued to kim@example.net"),
+        "{text}"
+    );
+    let ack: String = db
+        .conn()
+        .query_row(
+            "SELECT CAST(raw AS TEXT) FROM outbox WHERE kind = 'acknowledgement' AND recipient = 'kim@example.net'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("the acknowledgement");
+    let ack = flat(&ack);
+    assert!(ack.contains(&held), "{ack}");
+    assert!(ack.contains("Dear Kim Lee"), "{ack}");
+    // Received when the mail arrived, not when it is acknowledged.
+    let received = redress::core::text::uk_long_date(desk.calendar.local_date(arrived));
+    assert!(ack.contains(&received), "{received}: {ack}");
+}

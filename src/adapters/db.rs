@@ -471,8 +471,12 @@ pub fn outbox_sent(
     row: &PendingOutbox,
     now: DateTime<Utc>,
 ) -> anyhow::Result<()> {
-    tx.prepare_cached("UPDATE outbox SET sent_at = ?2, last_error = NULL WHERE id = ?1")?
-        .execute(params![row.id, ts(now)])?;
+    // Only the letter as it was sent: one re-addressed meanwhile (a new
+    // Message-ID) still waits, and goes to its new recipient.
+    tx.prepare_cached(
+        "UPDATE outbox SET sent_at = ?2, last_error = NULL WHERE id = ?1 AND message_id = ?3",
+    )?
+    .execute(params![row.id, ts(now), row.message_id])?;
     if let Some(case_id) = row.case_id {
         append_event(
             tx,
@@ -666,13 +670,6 @@ pub fn letters_since(
         )?)
 }
 
-/// How many letters of `kind` were queued about case `case_id`.
-pub fn case_letters(tx: &Connection, case_id: i64, kind: &str) -> anyhow::Result<u32> {
-    Ok(tx
-        .prepare_cached("SELECT COUNT(*) FROM outbox WHERE case_id = ?1 AND kind = ?2")?
-        .query_row(params![case_id, kind], |r| r.get(0))?)
-}
-
 /// Whether an event of `kind` by `actor` was logged since `since`.
 pub fn event_since(
     tx: &Connection,
@@ -857,6 +854,21 @@ pub struct PendingOutbox {
     pub created_at: String,
 }
 
+/// A row of `SELECT id, case_id, kind, message_id, recipient, raw,
+/// attempts, created_at FROM outbox`.
+fn pending_from_row(r: &rusqlite::Row) -> rusqlite::Result<PendingOutbox> {
+    Ok(PendingOutbox {
+        id: r.get(0)?,
+        case_id: r.get(1)?,
+        kind: r.get(2)?,
+        message_id: r.get(3)?,
+        recipient: r.get(4)?,
+        raw: r.get(5)?,
+        attempts: r.get(6)?,
+        created_at: r.get(7)?,
+    })
+}
+
 impl Store {
     /// Rows due at `now`, oldest first.
     pub fn due_outbox(&self, now: DateTime<Utc>, limit: u32) -> anyhow::Result<Vec<PendingOutbox>> {
@@ -865,18 +877,7 @@ impl Store {
              WHERE sent_at IS NULL AND failed_at IS NULL AND next_attempt_at <= ?1
              ORDER BY next_attempt_at, id LIMIT ?2",
         )?;
-        let rows = stmt.query_map(params![ts(now), limit], |r| {
-            Ok(PendingOutbox {
-                id: r.get(0)?,
-                case_id: r.get(1)?,
-                kind: r.get(2)?,
-                message_id: r.get(3)?,
-                recipient: r.get(4)?,
-                raw: r.get(5)?,
-                attempts: r.get(6)?,
-                created_at: r.get(7)?,
-            })
-        })?;
+        let rows = stmt.query_map(params![ts(now), limit], pending_from_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
@@ -1027,22 +1028,89 @@ pub fn set_department(
     Ok(())
 }
 
-/// Sets the complainant's name, address (where letters go, and the
-/// complainant's address on the case) and phone.
+/// Sets the complainant's name and phone, and with `email` their address
+/// (where letters go, and the complainant's address on the case).
 pub fn set_contact(
     tx: &Transaction,
     case_id: i64,
     name: &str,
-    email: &str,
+    email: Option<&str>,
     phone: &str,
     now: DateTime<Utc>,
 ) -> anyhow::Result<()> {
     tx.prepare_cached(
-        "UPDATE cases SET complainant_name = ?2, complainant_email = ?3, reply_address = ?3,
-                complainant_phone = ?4, updated_at = ?5 WHERE id = ?1",
+        "UPDATE cases SET complainant_name = ?2, complainant_email = COALESCE(?3, complainant_email),
+                reply_address = COALESCE(?3, reply_address), complainant_phone = ?4, updated_at = ?5
+         WHERE id = ?1",
     )?
     .execute(params![case_id, name, email, phone, ts(now)])?;
     Ok(())
+}
+
+/// Whether `address` is one of the case's complainant's addresses (the
+/// one the complaint came from, and any added later).
+pub fn is_complainant(tx: &Connection, case_id: i64, address: &str) -> anyhow::Result<bool> {
+    Ok(tx
+        .prepare_cached(
+            "SELECT 1 FROM participants WHERE case_id = ?1 AND address = ?2 AND role = 'complainant'",
+        )?
+        .query_row(params![case_id, address.to_ascii_lowercase()], |_| Ok(()))
+        .optional()?
+        .is_some())
+}
+
+/// Letters about case `case_id` to `recipient` still waiting to go (not
+/// sent, not failed), oldest first.
+pub fn waiting_letters_to(
+    tx: &Connection,
+    case_id: i64,
+    recipient: &str,
+) -> anyhow::Result<Vec<PendingOutbox>> {
+    let mut stmt = tx.prepare_cached(
+        "SELECT id, case_id, kind, message_id, recipient, raw, attempts, created_at FROM outbox
+         WHERE case_id = ?1 AND recipient = ?2 AND sent_at IS NULL AND failed_at IS NULL ORDER BY id",
+    )?;
+    let rows = stmt.query_map(
+        params![case_id, recipient.to_ascii_lowercase()],
+        pending_from_row,
+    )?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Gives a letter that has not gone yet a new recipient, Message-ID and
+/// bytes, and with `subject` a new subject (the complainant's details
+/// changed before it went).
+pub fn readdress_outbox(
+    tx: &Transaction,
+    id: i64,
+    recipient: &str,
+    message_id: &str,
+    subject: Option<&str>,
+    raw: &[u8],
+) -> anyhow::Result<()> {
+    tx.prepare_cached(
+        "UPDATE outbox SET recipient = ?2, message_id = ?3, subject = COALESCE(?4, subject), raw = ?5
+         WHERE id = ?1 AND sent_at IS NULL AND failed_at IS NULL",
+    )?
+    .execute(params![id, recipient.to_ascii_lowercase(), message_id, subject, raw])?;
+    Ok(())
+}
+
+/// The outbox row of an acknowledgement queued at or after `since` (the
+/// current stage's start) that is still waiting to go: not sent, not
+/// failed.
+pub fn acknowledgement_waiting(
+    tx: &Connection,
+    case_id: i64,
+    since: DateTime<Utc>,
+) -> anyhow::Result<Option<i64>> {
+    Ok(tx
+        .prepare_cached(
+            "SELECT id FROM outbox WHERE case_id = ?1 AND kind = 'acknowledgement'
+             AND sent_at IS NULL AND failed_at IS NULL AND created_at >= ?2 ORDER BY id DESC LIMIT 1",
+        )?
+        .query_row(params![case_id, ts(since)], |r| r.get(0))
+        .optional()?)
 }
 
 /// A case's audit log, oldest first: (at, actor, kind, detail).

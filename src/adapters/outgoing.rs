@@ -113,9 +113,117 @@ pub fn build(o: &Outgoing) -> anyhow::Result<Vec<u8>> {
     Ok(message.formatted())
 }
 
+/// The same letter to someone else: `raw` (bytes [`build`] made) with a
+/// new recipient and Message-ID, and all else as it was: sender, subject,
+/// both bodies, Reply-To, threading, `Auto-Submitted`, date.
+pub fn readdress(
+    raw: &[u8],
+    to_name: &str,
+    to_address: &str,
+    message_id: &str,
+) -> anyhow::Result<Vec<u8>> {
+    use mail_parser::{HeaderValue as Value, MessageParser};
+    let msg = MessageParser::default()
+        .parse(raw)
+        .context("Reading a queued letter")?;
+    let from = msg
+        .from()
+        .and_then(|a| a.first())
+        .context("A queued letter without a From")?;
+    let ids = |v: &Value| -> Vec<String> {
+        match v {
+            Value::Text(t) => vec![t.to_string()],
+            Value::TextList(l) => l.iter().map(|t| t.to_string()).collect(),
+            _ => Vec::new(),
+        }
+    };
+    let in_reply_to = ids(msg.in_reply_to()).into_iter().next();
+    let references = ids(msg.references());
+    let auto_submitted = match msg.header_raw("Auto-Submitted").map(str::trim) {
+        Some(v) if v.eq_ignore_ascii_case("auto-replied") => AutoSubmitted::Replied,
+        _ => AutoSubmitted::Generated,
+    };
+    let date = msg
+        .date()
+        .and_then(|d| DateTime::parse_from_rfc3339(&d.to_rfc3339()).ok())
+        .context("A queued letter without a Date")?
+        .with_timezone(&Utc);
+    build(&Outgoing {
+        from_name: from.name().unwrap_or_default(),
+        from_address: from.address().unwrap_or_default(),
+        to_name,
+        to_address,
+        reply_to: msg
+            .reply_to()
+            .and_then(|a| a.first())
+            .and_then(|a| a.address()),
+        subject: msg.subject().unwrap_or_default(),
+        text: &msg.body_text(0).unwrap_or_default(),
+        html: &msg.body_html(0).unwrap_or_default(),
+        message_id,
+        in_reply_to: in_reply_to.as_deref(),
+        references: &references,
+        auto_submitted,
+        date,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_readdressed_letter_keeps_everything_but_its_recipient_and_id() {
+        let refs = vec!["older@example.net".to_string()];
+        let text = "Dear Zoë,\n\nWe are sorry: the course – and its 💡 – was cancelled. A long line that goes on and on past the seventy-six characters quoted-printable allows, to be folded.\n";
+        let letter = Outgoing {
+            from_name: "OP Performance Limited",
+            from_address: "complaints@opp.example",
+            to_name: "Zoë Old",
+            to_address: "zoe.old@example.net",
+            reply_to: Some("complaints+OPP-2026-0001@opp.example"),
+            subject: "Our response to your complaint [OPP-2026-0001] – Zoë",
+            text,
+            html: "<p>Dear Zoë,</p>",
+            message_id: "r4.OPP-2026-0001.abc@opp.example",
+            in_reply_to: Some("complaint@example.net"),
+            references: &refs,
+            auto_submitted: AutoSubmitted::Generated,
+            date: "2026-11-23T10:00:00Z".parse().expect("date"),
+        };
+        let before = build(&letter).expect("build");
+        let after = readdress(
+            &before,
+            "Zoë New",
+            "zoe@example.org",
+            "r4.OPP-2026-0001.def@opp.example",
+        )
+        .expect("readdress");
+        let parse = |raw: &[u8]| {
+            mail_parser::MessageParser::default()
+                .parse(raw)
+                .expect("parse")
+                .into_owned()
+        };
+        let (a, b) = (parse(&before), parse(&after));
+        assert_eq!(a.body_text(0), b.body_text(0));
+        assert!(b.body_text(0).is_some_and(|t| t.contains("💡")));
+        assert_eq!(a.body_html(0), b.body_html(0));
+        assert_eq!(a.subject(), b.subject());
+        assert_eq!(a.date(), b.date());
+        assert_eq!(a.in_reply_to(), b.in_reply_to());
+        assert_eq!(a.references(), b.references());
+        assert_eq!(a.from(), b.from());
+        assert_eq!(a.reply_to(), b.reply_to());
+        assert_eq!(
+            b.header_raw("Auto-Submitted").map(str::trim),
+            Some("auto-generated")
+        );
+        let to = b.to().and_then(|t| t.first()).expect("to");
+        assert_eq!(to.address(), Some("zoe@example.org"));
+        assert_eq!(to.name(), Some("Zoë New"));
+        assert_eq!(b.message_id(), Some("r4.OPP-2026-0001.def@opp.example"));
+    }
 
     #[test]
     fn generated_mail_carries_the_loop_guards() {

@@ -395,6 +395,7 @@ pub fn sample(name: &str) -> Value {
             "subject": "My certificate has not arrived",
             "received_date": "Monday 23 November 2026",
             "acknowledgement_queued": true,
+            "has_address": true,
         }),
         "staff-unauthenticated" => json!({
             "recipient_name": "Jane Hughes",
@@ -499,7 +500,10 @@ pub fn samples(name: &str) -> Vec<Value> {
             vec![json!({"asked_before": other, "days_overdue": 4})]
         }
         "hold" => vec![json!({"until_date": ""})],
-        "acknowledgement-overdue" => vec![json!({"acknowledgement_queued": false})],
+        "acknowledgement-overdue" => vec![
+            json!({"acknowledgement_queued": false}),
+            json!({"acknowledgement_queued": false, "has_address": false, "complainant_email": ""}),
+        ],
         "resolution" => {
             let mut v: Vec<Value> = OUTCOMES.iter().map(|o| json!({"outcome": o})).collect();
             v.push(json!({"has_appeal": false}));

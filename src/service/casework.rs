@@ -61,7 +61,15 @@ pub fn carry_out(
     details: &Details,
     when: When,
 ) -> anyhow::Result<()> {
-    db::update_case_state(tx, case_id, &t.case, when.at)?;
+    // A transition worked out before an earlier action of the same staff
+    // mail acknowledged the case (a #reply handed to QC to post) keeps
+    // that acknowledgement: within a stage it is never undone.
+    let stored = db::load_case(tx, case_id)?;
+    let mut next = t.case.clone();
+    if next.stage == stored.stage && next.stage_opened_at == stored.stage_opened_at {
+        next.acknowledged_at = next.acknowledged_at.or(stored.acknowledged_at);
+    }
+    db::update_case_state(tx, case_id, &next, when.at)?;
     let record = db::case_record(tx, case_id)?;
     for effect in &t.effects {
         match effect {
@@ -96,10 +104,18 @@ pub fn carry_out(
 
 /// The greeting name of the complainant.
 fn greeting(record: &CaseRecord) -> String {
-    if record.complainant_name.trim().is_empty() {
-        record.reply_address.clone()
+    greeting_for(&record.complainant_name)
+}
+
+/// The name a letter greets the complainant by ("Dear {name},"): theirs,
+/// or, when the mail gave none, "Sir or Madam" (not their address, which
+/// may since have changed, and reads oddly).
+pub fn greeting_for(name: &str) -> String {
+    let name = name.trim();
+    if name.is_empty() {
+        "Sir or Madam".to_string()
     } else {
-        record.complainant_name.clone()
+        name.to_string()
     }
 }
 
@@ -116,6 +132,21 @@ pub fn to_complainant(
     template: &str,
     data: Value,
     when: When,
+) -> anyhow::Result<()> {
+    complainant_mail(tx, desk, record, template, data, when, None)
+}
+
+/// [`to_complainant`], or with `into` rendered into that waiting outbox
+/// row instead of a new one (the complainant's details changed before it
+/// went).
+fn complainant_mail(
+    tx: &Transaction,
+    desk: &Desk,
+    record: &CaseRecord,
+    template: &str,
+    data: Value,
+    when: When,
+    into: Option<i64>,
 ) -> anyhow::Result<()> {
     let address = record.reply_address.as_str();
     let mut data = data;
@@ -141,25 +172,27 @@ pub fn to_complainant(
     }
     let first = db::first_message(tx, record.id)?;
     let parent = first.as_ref().map(|(id, _)| id.as_str());
-    letters::queue(
-        tx,
-        desk,
-        LetterSpec {
-            template,
-            case_id: Some(record.id),
-            reference: &record.reference,
-            to_name: &record.complainant_name,
-            to_address: address,
-            auto_reply: false,
-            auto_submitted: AutoSubmitted::Generated,
-            in_reply_to: parent,
-            references: &parent.map(|p| vec![p.to_string()]).unwrap_or_default(),
-            message_id: None,
-            reply_to: None,
-            data,
-        },
-        when.queued,
-    )?;
+    let references = parent.map(|p| vec![p.to_string()]).unwrap_or_default();
+    let spec = LetterSpec {
+        template,
+        case_id: Some(record.id),
+        reference: &record.reference,
+        to_name: &record.complainant_name,
+        to_address: address,
+        auto_reply: false,
+        auto_submitted: AutoSubmitted::Generated,
+        in_reply_to: parent,
+        references: &references,
+        message_id: None,
+        reply_to: None,
+        data,
+    };
+    match into {
+        Some(row) => letters::rerender(tx, desk, row, spec, when.queued)?,
+        None => {
+            letters::queue(tx, desk, spec, when.queued)?;
+        }
+    }
     Ok(())
 }
 
@@ -225,23 +258,25 @@ pub(super) fn to_post(
 }
 
 /// Queues the acknowledgement of the case's current stage now (one that
-/// could not go when the stage began: there was no address to write to).
+/// could not go when the stage began: there was no address to write to),
+/// or with `into` renders it again into that waiting row (the
+/// complainant's details changed before it went).
 pub fn acknowledge(
     tx: &Transaction,
     desk: &Desk,
     record: &CaseRecord,
     case: &Case,
     when: When,
+    into: Option<i64>,
 ) -> anyhow::Result<()> {
-    complainant_letter(
-        tx,
+    let (template, data) = letter_values(
         desk,
-        record,
         case,
         &Letter::Acknowledgement,
         &Details::default(),
         when,
-    )
+    )?;
+    complainant_mail(tx, desk, record, template, data, when, into)
 }
 
 fn complainant_letter(
@@ -253,6 +288,18 @@ fn complainant_letter(
     details: &Details,
     when: When,
 ) -> anyhow::Result<()> {
+    let (template, data) = letter_values(desk, case, letter, details, when)?;
+    to_complainant(tx, desk, record, template, data, when)
+}
+
+/// A letter's template and values.
+fn letter_values(
+    desk: &Desk,
+    case: &Case,
+    letter: &Letter,
+    details: &Details,
+    when: When,
+) -> anyhow::Result<(&'static str, Value)> {
     let target = date_text(case.target_date);
     let (template, data) = match letter {
         Letter::Acknowledgement => (
@@ -287,7 +334,7 @@ fn complainant_letter(
             resolution_data(desk, case, *outcome, details, when)?,
         ),
     };
-    to_complainant(tx, desk, record, template, data, when)
+    Ok((template, data))
 }
 
 /// The resolution letter's values: the appeal route and its deadline when

@@ -60,7 +60,8 @@ pub fn complainant_wrote(
         answers_resolution: db::letter_among(tx, case_id, &refs, "resolution")?,
         answers_feedback: db::letter_among(tx, case_id, &refs, FEEDBACK_REQUEST)?,
         from_complainant: from.eq_ignore_ascii_case(&record.complainant_email)
-            || from.eq_ignore_ascii_case(&record.reply_address),
+            || from.eq_ignore_ascii_case(&record.reply_address)
+            || db::is_complainant(tx, case_id, from)?,
         doubtful: doubt.is_some(),
     };
     // Staff see what came with it; the files stay with the case.

@@ -884,7 +884,7 @@ pub(super) fn open_case(
         ))
     } else if !can_reply {
         Some(format!(
-            "No acknowledgement was sent: the mail has no address to reply to ({reply_address:?}). Please contact the complainant another way, then reply to this email with a line such as \"#acknowledged by phone\" to record it."
+            "No acknowledgement was sent: the mail has no address to reply to ({reply_address:?}). Please contact the complainant another way. When they give an email address, add it with `redress cases update` and this case's reference (the acknowledgement then goes to it); once they are acknowledged another way, reply to this email with a line such as \"#acknowledged by phone\" to record it."
         ))
     } else if !acknowledge {
         Some(
@@ -974,11 +974,7 @@ pub(super) fn open_case(
     let target = transition.case.target_date;
     let target_text = target.map(long_date).unwrap_or_default();
     let received_text = long_date(desk.calendar.local_date(received));
-    let greeting = if name.is_empty() {
-        reply_address.as_str()
-    } else {
-        name
-    };
+    let greeting = super::casework::greeting_for(name);
     // The acknowledgement answers the complainant's mail; a recorded
     // complaint has none they would know (its id is the record's).
     let parent = recording.is_none().then_some(m.message_id.as_str());

@@ -124,6 +124,9 @@ pub fn tick(
             DueAction::AcknowledgementOverdue => {
                 db::fire_deadline(&tx, due.id, at)?;
                 let record = db::case_record(&tx, due.case_id)?;
+                let stage_opened = db::load_case(&tx, due.case_id)?.stage_opened_at;
+                let queued = db::acknowledgement_waiting(&tx, due.case_id, stage_opened)?.is_some();
+                let has_address = crate::adapters::outgoing::is_sendable(&record.reply_address);
                 letters::queue_notice(
                     &tx,
                     desk,
@@ -138,7 +141,8 @@ pub fn tick(
                             "complainant_email": record.complainant_email,
                             "subject": record.subject,
                             "received_date": casework::received_text(desk, &record),
-                            "acknowledgement_queued": db::case_letters(&tx, due.case_id, "acknowledgement")? > 0,
+                            "acknowledgement_queued": queued,
+                            "has_address": has_address,
                         }),
                     ),
                     when.queued,

@@ -111,6 +111,71 @@ pub fn acknowledged_by(
     mark_acknowledged(tx, desk, case_id, at)
 }
 
+/// Sends the letters about case `case_id` still waiting to go to `old`
+/// (not sent, not failed) to `new` instead, each with a Message-ID for
+/// the new address; returns their kinds.
+pub fn readdress_waiting(
+    tx: &Transaction,
+    desk: &Desk,
+    case_id: i64,
+    reference: &str,
+    old: &str,
+    new_name: &str,
+    new: &str,
+) -> anyhow::Result<Vec<String>> {
+    let mut kinds = Vec::new();
+    if old.is_empty() {
+        return Ok(kinds);
+    }
+    for row in db::waiting_letters_to(tx, case_id, old)? {
+        let t = token::token(&desk.secret, token_reference(reference), new);
+        let message_id = token::message_id(
+            row.id,
+            token_reference(reference),
+            &t,
+            desk.config.message_id_domain(),
+        );
+        let raw = outgoing::readdress(&row.raw, new_name, new, &message_id)?;
+        db::readdress_outbox(tx, row.id, new, &message_id, None, &raw)?;
+        kinds.push(row.kind);
+    }
+    Ok(kinds)
+}
+
+/// Renders `spec` again into the waiting outbox row `row` (queued before
+/// the complainant's details changed): new bytes, subject, recipient and
+/// Message-ID, still the same row, still not sent.
+pub fn rerender(
+    tx: &Transaction,
+    desk: &Desk,
+    row: i64,
+    spec: LetterSpec,
+    now: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    let reference = token_reference(spec.reference);
+    let t = token::token(&desk.secret, reference, spec.to_address);
+    let message_id = token::message_id(row, reference, &t, desk.config.message_id_domain());
+    let mut data = spec.data;
+    common_values(desk, spec.reference, &mut data);
+    let (subject, raw) = render_and_build(
+        desk,
+        &Job {
+            row,
+            template: spec.template.to_string(),
+            data,
+            to_name: spec.to_name.to_string(),
+            to_address: spec.to_address.to_string(),
+            message_id: message_id.clone(),
+            in_reply_to: spec.in_reply_to.map(str::to_string),
+            references: spec.references.to_vec(),
+            reply_to: spec.reply_to.clone(),
+            auto_submitted: spec.auto_submitted,
+            date: now,
+        },
+    )?;
+    db::readdress_outbox(tx, row, spec.to_address, &message_id, Some(&subject), &raw)
+}
+
 /// Records that the server accepted a letter (its 250), in one
 /// transaction: the row is sent, and a letter that [`acknowledges`] marks
 /// its case acknowledged (the acknowledgement deadline stops only now, so
@@ -125,8 +190,14 @@ pub fn mark_sent(
     let tx = store.transaction()?;
     db::outbox_sent(&tx, row, now)?;
     if let Some(case_id) = row.case_id.filter(|_| acknowledges(&row.kind)) {
-        // A closed case takes no events; the letter is sent all the same.
-        acknowledged_by(&tx, desk, case_id, &row.kind, now)?;
+        // Only a letter of the case's current stage: one from an earlier
+        // stage that went late does not acknowledge the new one. A closed
+        // case takes no events; the letter is sent all the same.
+        let stage_opened = db::load_case(&tx, case_id)?.stage_opened_at;
+        let queued: Option<DateTime<Utc>> = row.created_at.parse().ok();
+        if queued.is_none_or(|q| q >= stage_opened) {
+            acknowledged_by(&tx, desk, case_id, &row.kind, now)?;
+        }
     }
     tx.commit()?;
     Ok(())

@@ -463,11 +463,14 @@ pub struct ContactChanged {
 }
 
 /// Changes the complainant's contact details on case `reference` at `now`,
-/// in one transaction with a `contact-changed` event. Letters from now on
-/// go to the new address; mail from it joins the case (the old address
-/// stays a participant, so the complainant's mail from it does too). A
-/// case not yet acknowledged (no address to write to, or the
-/// acknowledgement held) that gets an address is acknowledged at it. A bad
+/// in one transaction with a `contact-changed` event. With a new address,
+/// letters from now on go to it, and so do those still waiting in the
+/// outbox (re-addressed, with a Message-ID for the new address); mail from
+/// it joins the case. The old address stays one of the complainant's (its
+/// mail still joins, and can still take the case further). A case not yet
+/// acknowledged (no address to write to, or the acknowledgement held) that
+/// gets an address is acknowledged at it, unless an acknowledgement is
+/// already waiting to go (it goes to the new address instead). A bad
 /// value is refused with its option, and nothing is written.
 pub fn change_contact(
     store: &mut Store,
@@ -495,8 +498,13 @@ pub fn change_contact(
         .ok_or_else(|| anyhow::anyhow!("there is no case {reference}"))?;
     let before = db::case_record(&tx, case_id)?;
     let after_name = name.unwrap_or_else(|| before.complainant_name.clone());
-    let after_email = email.unwrap_or_else(|| before.reply_address.clone());
     let after_phone = phone.unwrap_or_else(|| before.complainant_phone.clone());
+    let after_email = email
+        .clone()
+        .unwrap_or_else(|| before.reply_address.clone());
+    if after_name.is_empty() && after_email.is_empty() {
+        anyhow::bail!("--name would leave the case with neither a name nor an email address");
+    }
     let mut changed = Vec::new();
     let mut detail = serde_json::Map::new();
     for (field, old, new) in [
@@ -509,11 +517,24 @@ pub fn change_contact(
             detail.insert(field.into(), serde_json::json!({"from": old, "to": new}));
         }
     }
+    let new_email = changed.contains(&"email").then_some(after_email.as_str());
     let mut acknowledgement = None;
     if !changed.is_empty() {
-        db::set_contact(&tx, case_id, &after_name, &after_email, &after_phone, now)?;
-        if !after_email.is_empty() {
-            db::add_participant(&tx, case_id, &after_email, &after_name, "complainant")?;
+        db::set_contact(&tx, case_id, &after_name, new_email, &after_phone, now)?;
+        if let Some(e) = new_email {
+            db::add_participant(&tx, case_id, e, &after_name, "complainant")?;
+            let moved = super::letters::readdress_waiting(
+                &tx,
+                desk,
+                case_id,
+                reference,
+                &before.reply_address,
+                &after_name,
+                e,
+            )?;
+            if !moved.is_empty() {
+                detail.insert("letters_readdressed".into(), serde_json::json!(moved));
+            }
         }
         db::append_event(
             &tx,
@@ -523,11 +544,17 @@ pub fn change_contact(
             "contact-changed",
             &serde_json::Value::Object(detail),
         )?;
+        // A case not yet acknowledged is acknowledged at its new address;
+        // one whose acknowledgement is still waiting has it written again
+        // (the greeting, the address), never a second one.
         let case = db::load_case(&tx, case_id)?;
         let open = matches!(case.status, Status::Open | Status::OnHold);
-        if changed.contains(&"email") && case.acknowledged_at.is_none() && open {
+        let waiting = db::acknowledgement_waiting(&tx, case_id, case.stage_opened_at)?;
+        let sendable = crate::adapters::outgoing::is_sendable(&after_email);
+        let due = case.acknowledged_at.is_none() && open && sendable;
+        if due && (new_email.is_some() || waiting.is_some()) {
             let record = db::case_record(&tx, case_id)?;
-            super::casework::acknowledge(&tx, desk, &record, &case, When::now(now))?;
+            super::casework::acknowledge(&tx, desk, &record, &case, When::now(now), waiting)?;
             acknowledgement = Some(Acknowledgement::Queued);
         }
     }

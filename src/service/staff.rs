@@ -297,7 +297,16 @@ fn plan(
                 })
             }
             Command::Resume => Some(Event::Resume),
-            Command::Acknowledged { .. } => Some(Event::Acknowledged),
+            Command::Acknowledged { .. } => match current.acknowledged_at {
+                Some(at) => {
+                    problems.push(problem(format!(
+                        "the case was already acknowledged on {}: there is nothing to record (a plain reply is a note)",
+                        letters::long_date(cal.local_date(at))
+                    )));
+                    None
+                }
+                None => Some(Event::Acknowledged),
+            },
             Command::Extend { to, reason } => {
                 details.reason = reason.clone();
                 let to = match *to {

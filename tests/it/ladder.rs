@@ -1200,6 +1200,35 @@ fn a_held_acknowledgement_given_by_reply_or_by_phone_is_not_reported_overdue() {
         .events
         .iter()
         .any(|e| e.kind == "staff-acknowledged" && e.detail["how"] == "by phone"));
+    // Twice is refused, and says when: nothing to record.
+    let qc_again = format!(
+        "From: Quinn <quality@opp.example>\r\nTo: complaints@opp.example\r\nSubject: Re: {phoned}\r\nMessage-ID: <qc-phoned-2@mail.example>\r\nIn-Reply-To: <{}>\r\nDate: Mon, 23 Nov 2026 12:00:00 +0000\r\nContent-Type: text/plain\r\n\r\n#acknowledged by letter\r\n",
+        notice(&store, &phoned)
+    );
+    process(
+        &mut store,
+        &desk,
+        qc_again.as_bytes(),
+        &Arrival::default(),
+        now,
+    )
+    .expect("again");
+    let refused = store.case_detail(&phoned).expect("q").expect("case");
+    assert_eq!(
+        refused
+            .events
+            .iter()
+            .filter(|e| e.kind == "staff-acknowledged")
+            .count(),
+        1
+    );
+    assert!(refused
+        .events
+        .iter()
+        .any(|e| e.kind == "staff-command-refused"
+            && e.detail["reason"]
+                .as_str()
+                .is_some_and(|r| r.contains("already acknowledged on Monday 23 November 2026"))));
     assert!(detail.events.iter().any(|e| e.kind == "note"
         && e.detail["text"]
             .as_str()
@@ -1246,7 +1275,8 @@ fn a_held_acknowledgement_given_by_reply_or_by_phone_is_not_reported_overdue() {
     let overdue = flat(&String::from_utf8_lossy(&overdue));
     assert!(
         overdue.contains("no acknowledgement was sent")
-            && overdue.contains("#acknowledged by phone"),
+            && overdue.contains("#acknowledged by phone")
+            && overdue.contains(&format!("redress cases update {nobody} --email")),
         "{overdue}"
     );
     for r in [&capped, &phoned] {

@@ -778,7 +778,22 @@ fn a_new_email_address_takes_the_letters_and_acknowledges_a_held_case() {
         ),
         posted
     );
-    // Mail from the new address quoting the reference joins the case.
+    // The response has not gone yet when Jules gives another address: it
+    // goes there instead, as written.
+    let out = update(&store, &[&phoned, "--email", "jules.moss@example.org"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(letters("response", "jules@example.net"), 0);
+    let response: String = db
+        .conn()
+        .query_row(
+            "SELECT CAST(raw AS TEXT) FROM outbox WHERE kind = 'response' AND recipient = 'jules.moss@example.org'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("the response, re-addressed");
+    assert!(header(&response, "To").is_some_and(|to| to.contains("jules.moss@example.org")));
+    assert!(flat(&response).contains("your place is kept"), "{response}");
+    // Mail from the first new address quoting the reference still joins.
     let cases = db.list_cases(None).expect("cases").len();
     let from_jules = format!(
         "From: Jules Moss <jules@example.net>\r\nTo: complaints@opp.example\r\nSubject: [{phoned}] my course\r\nMessage-ID: <jules-1@example.net>\r\nDate: Tue, 24 Nov 2026 12:00:00 +0000\r\nContent-Type: text/plain\r\n\r\nThank you, January suits me.\r\n"
@@ -798,7 +813,12 @@ fn a_new_email_address_takes_the_letters_and_acknowledges_a_held_case() {
         .iter()
         .any(|m| m.message_id == "jules-1@example.net"));
 
-    // The held case gets its acknowledgement at the new address.
+    // The held case gets its acknowledgement at the new address: first a
+    // mistyped one, then the right one before the daemon sent it. One
+    // acknowledgement, re-addressed, never two.
+    let out = update(&store, &[&held, "--email", "kim@exmaple.net"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(letters("acknowledgement", "kim@exmaple.net"), 1);
     let out = update(
         &store,
         &[&held, "--email", "kim@example.net", "--name", "Kim Lee"],
@@ -810,17 +830,62 @@ fn a_new_email_address_takes_the_letters_and_acknowledges_a_held_case() {
         text.contains("acknowledgement: queued to kim@example.net"),
         "{text}"
     );
-    let ack: String = db
+    let held_letters = |kind: &str| {
+        count(
+            &db,
+            &format!("SELECT count(*) FROM outbox o JOIN cases c ON c.id = o.case_id WHERE c.reference = '{held}' AND o.kind = '{kind}'"),
+        )
+    };
+    assert_eq!(held_letters("acknowledgement"), 1);
+    assert_eq!(letters("acknowledgement", "kim@exmaple.net"), 0);
+    let (ack, message_id): (String, String) = db
         .conn()
         .query_row(
-            "SELECT CAST(raw AS TEXT) FROM outbox WHERE kind = 'acknowledgement' AND recipient = 'kim@example.net'",
+            "SELECT CAST(raw AS TEXT), message_id FROM outbox WHERE kind = 'acknowledgement' AND recipient = 'kim@example.net'",
             [],
-            |r| r.get(0),
+            |r| Ok((r.get(0)?, r.get(1)?)),
         )
         .expect("the acknowledgement");
+    // Its Message-ID is Kim's now: Kim's reply to it is known as theirs.
+    let (r, t) =
+        redress::core::token::parse_message_id(&message_id, "opp.example").expect("our id");
+    assert!(redress::core::token::verify(
+        &desk.secret,
+        r,
+        "kim@example.net",
+        t
+    ));
+    assert!(
+        header(&ack, "To").is_some_and(|to| to.contains("kim@example.net")),
+        "{ack}"
+    );
+    let history = db.case_detail(&held).expect("q").expect("case");
+    assert!(history.events.iter().any(|e| e.kind == "contact-changed"
+        && e.detail["letters_readdressed"] == serde_json::json!(["acknowledgement"])));
     let ack = flat(&ack);
     assert!(ack.contains(&held), "{ack}");
     assert!(ack.contains("Dear Kim Lee"), "{ack}");
+    // Changing only the phone leaves the addresses alone, even when the
+    // complaint's Reply-To differs from its From.
+    let raw = "From: Lou <lou@work.example>\r\nReply-To: lou@home.example\r\nTo: complaints@opp.example\r\nSubject: Parking\r\nMessage-ID: <lou-1@work.example>\r\nDate: Mon, 23 Nov 2026 10:00:00 +0000\r\nContent-Type: text/plain\r\n\r\nThe car park was closed.\r\n";
+    process(&mut writer, &desk, raw.as_bytes(), &Arrival::default(), now).expect("process");
+    let lou = writer
+        .list_cases(None)
+        .expect("cases")
+        .into_iter()
+        .find(|c| c.subject == "Parking")
+        .expect("Lou's case");
+    let out = update(&store, &[&lou.reference, "--phone", "01632 960555"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let after = db.case(&lou.reference).expect("q").expect("case");
+    assert_eq!(
+        (
+            after.complainant_email.as_str(),
+            after.reply_address.as_str(),
+            after.complainant_phone.as_str()
+        ),
+        ("lou@work.example", "lou@home.example", "01632 960555")
+    );
     // Received when the mail arrived, not when it is acknowledged.
     let received = redress::core::text::uk_long_date(desk.calendar.local_date(arrived));
     assert!(ack.contains(&received), "{received}: {ack}");

@@ -40,7 +40,19 @@ pub enum Via {
 }
 
 impl Via {
-    /// The names `redress cases open --via` takes.
+    /// Every way, in the order `--via` lists them.
+    pub const ALL: [Via; 6] = [
+        Via::Post,
+        Via::Phone,
+        Via::InPerson,
+        Via::Form,
+        Via::Email,
+        Via::Other,
+    ];
+
+    /// The names `redress cases open --via` takes: [`Via::as_str`] of
+    /// [`Via::ALL`] (a unit test keeps them equal; clap needs the list as
+    /// a constant).
     pub const NAMES: [&'static str; 6] = ["post", "phone", "in-person", "form", "email", "other"];
 
     pub fn as_str(self) -> &'static str {
@@ -71,15 +83,8 @@ impl std::str::FromStr for Via {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Via, String> {
-        let all = [
-            Via::Post,
-            Via::Phone,
-            Via::InPerson,
-            Via::Form,
-            Via::Email,
-            Via::Other,
-        ];
-        all.into_iter()
+        Via::ALL
+            .into_iter()
             .find(|v| v.as_str().eq_ignore_ascii_case(s.trim()))
             .ok_or_else(|| {
                 format!(
@@ -388,21 +393,33 @@ fn check_email(desk: &Desk, e: &str) -> anyhow::Result<()> {
     if !crate::adapters::outgoing::is_sendable(e) {
         anyhow::bail!("--email {e:?} is not an address letters can be sent to");
     }
-    // Its plus-addresses too: `complaints+x@` reaches the desk's inbox.
-    let base = match e.rsplit_once('@') {
-        Some((local, domain)) => match local.split_once('+') {
-            Some((head, _)) => format!("{head}@{domain}"),
-            None => e.to_string(),
-        },
-        None => e.to_string(),
-    };
-    let ours = |a: &str| desk.is_staff(a) || desk.own.addresses.iter().any(|o| o == a);
-    if ours(e) || ours(&base) {
+    // Its plus-addresses too: `complaints+x@` reaches the desk's inbox
+    // (and `complaints+uk+x@` that of a desk at `complaints+uk@`).
+    let staff = desk.config.staff_addresses();
+    let ours = staff.iter().any(|(a, _)| is_or_plus_of(e, a))
+        || desk.own.addresses.iter().any(|a| is_or_plus_of(e, a));
+    if ours {
         anyhow::bail!(
             "--email {e} is a staff or complaints-desk address: its mail would be taken for staff actions, not a complainant's"
         );
     }
     Ok(())
+}
+
+/// Whether `e` (lower case) is address `a` or one of its plus-addresses
+/// (`a`'s local part, `+`, anything, at `a`'s domain).
+fn is_or_plus_of(e: &str, a: &str) -> bool {
+    let a = a.to_ascii_lowercase();
+    e == a
+        || match (e.rsplit_once('@'), a.rsplit_once('@')) {
+            (Some((el, ed)), Some((al, ad))) => {
+                ed == ad
+                    && el
+                        .strip_prefix(al)
+                        .is_some_and(|rest| rest.starts_with('+'))
+            }
+            _ => false,
+        }
 }
 
 /// A value for one line of the record: line breaks become spaces.
@@ -573,4 +590,38 @@ pub fn change_contact(
         changed,
         acknowledgement,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn via_names_are_the_ways_as_written() {
+        assert_eq!(Via::ALL.map(Via::as_str), Via::NAMES);
+        for v in Via::ALL {
+            assert_eq!(v.as_str().parse::<Via>(), Ok(v));
+        }
+        assert!("pigeon".parse::<Via>().is_err());
+    }
+
+    #[test]
+    fn plus_addresses_of_an_address_are_its_own() {
+        let desk = "Complaints+UK@opp.example";
+        for e in [
+            "complaints+uk@opp.example",
+            "complaints+uk+opp-2026-0001@opp.example",
+        ] {
+            assert!(is_or_plus_of(e, desk), "{e}");
+        }
+        for e in [
+            "complaints@opp.example",
+            "complaints+ukx@opp.example",
+            "complaints+uk@other.example",
+            "xcomplaints+uk+1@opp.example",
+        ] {
+            assert!(!is_or_plus_of(e, desk), "{e}");
+        }
+        assert!(is_or_plus_of("head+x@opp.example", "head@opp.example"));
+    }
 }

@@ -239,9 +239,10 @@ enum CasesCommand {
     /// head get the new-case email. The running daemon sends the letters.
     Open(Box<OpenArgs>),
     /// Change the complainant's contact details on a case (a new email
-    /// address, a phone number, the name): letters from now on go to the
-    /// new address, and a case not yet acknowledged (it had no address)
-    /// is acknowledged at it. The running daemon sends the letters.
+    /// address, a phone number, the name): letters from now on, and those
+    /// still waiting to go, go to the new address, and a case not yet
+    /// acknowledged (it had no address) is acknowledged at it. The
+    /// running daemon sends the letters.
     Update(Box<UpdateArgs>),
 }
 

@@ -466,17 +466,20 @@ pub fn is_participant(tx: &Connection, case_id: i64, address: &str) -> anyhow::R
 }
 
 /// Marks a row sent (after the server's 250) and logs it on the case.
+/// False when the row was re-addressed since it was read: the letter that
+/// went is logged, and the row still waits for its new recipient.
 pub fn outbox_sent(
     tx: &Transaction,
     row: &PendingOutbox,
     now: DateTime<Utc>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<bool> {
     // Only the letter as it was sent: one re-addressed meanwhile (a new
     // Message-ID) still waits, and goes to its new recipient.
-    tx.prepare_cached(
-        "UPDATE outbox SET sent_at = ?2, last_error = NULL WHERE id = ?1 AND message_id = ?3",
-    )?
-    .execute(params![row.id, ts(now), row.message_id])?;
+    let changed = tx
+        .prepare_cached(
+            "UPDATE outbox SET sent_at = ?2, last_error = NULL WHERE id = ?1 AND message_id = ?3",
+        )?
+        .execute(params![row.id, ts(now), row.message_id])?;
     if let Some(case_id) = row.case_id {
         append_event(
             tx,
@@ -487,7 +490,7 @@ pub fn outbox_sent(
             &serde_json::json!({"kind": row.kind, "to": row.recipient, "message_id": row.message_id}),
         )?;
     }
-    Ok(())
+    Ok(changed > 0)
 }
 
 /// A case as the state machine sees it.
@@ -573,16 +576,21 @@ pub fn load_case(tx: &Connection, case_id: i64) -> anyhow::Result<crate::core::c
     })
 }
 
-/// Marks an outbox row failed for good.
+/// Marks an outbox row failed for good, unless it was re-addressed since
+/// it was read (its Message-ID changed): then it still waits, for its new
+/// recipient, and this returns false.
 pub fn outbox_failed(
     tx: &Transaction,
-    id: i64,
+    row: &PendingOutbox,
     now: DateTime<Utc>,
     error: &str,
-) -> anyhow::Result<()> {
-    tx.prepare_cached("UPDATE outbox SET failed_at = ?2, last_error = ?3 WHERE id = ?1")?
-        .execute(params![id, ts(now), error])?;
-    Ok(())
+) -> anyhow::Result<bool> {
+    let changed = tx
+        .prepare_cached(
+            "UPDATE outbox SET failed_at = ?2, last_error = ?3 WHERE id = ?1 AND message_id = ?4",
+        )?
+        .execute(params![row.id, ts(now), error, row.message_id])?;
+    Ok(changed > 0)
 }
 
 /// A case's reference by id.
@@ -899,13 +907,19 @@ impl Store {
         Ok(())
     }
 
-    /// Schedules another attempt.
-    pub fn outbox_retry(&self, id: i64, next: DateTime<Utc>, error: &str) -> anyhow::Result<()> {
+    /// Schedules another attempt (not of a row re-addressed since it was
+    /// read: that one is due for its new recipient).
+    pub fn outbox_retry(
+        &self,
+        row: &PendingOutbox,
+        next: DateTime<Utc>,
+        error: &str,
+    ) -> anyhow::Result<()> {
         self.conn
             .prepare_cached(
-                "UPDATE outbox SET next_attempt_at = ?2, last_error = ?3 WHERE id = ?1",
+                "UPDATE outbox SET next_attempt_at = ?2, last_error = ?3 WHERE id = ?1 AND message_id = ?4",
             )?
-            .execute(params![id, ts(next), error])?;
+            .execute(params![row.id, ts(next), error, row.message_id])?;
         Ok(())
     }
 
@@ -1080,6 +1094,8 @@ pub fn waiting_letters_to(
 /// Gives a letter that has not gone yet a new recipient, Message-ID and
 /// bytes, and with `subject` a new subject (the complainant's details
 /// changed before it went).
+/// It is due at once, its attempts at the old address forgotten (the
+/// time it was queued stays: it says which stage the letter belongs to).
 pub fn readdress_outbox(
     tx: &Transaction,
     id: i64,
@@ -1087,12 +1103,21 @@ pub fn readdress_outbox(
     message_id: &str,
     subject: Option<&str>,
     raw: &[u8],
+    now: DateTime<Utc>,
 ) -> anyhow::Result<()> {
     tx.prepare_cached(
-        "UPDATE outbox SET recipient = ?2, message_id = ?3, subject = COALESCE(?4, subject), raw = ?5
+        "UPDATE outbox SET recipient = ?2, message_id = ?3, subject = COALESCE(?4, subject), raw = ?5,
+                attempts = 0, last_error = NULL, next_attempt_at = ?6
          WHERE id = ?1 AND sent_at IS NULL AND failed_at IS NULL",
     )?
-    .execute(params![id, recipient.to_ascii_lowercase(), message_id, subject, raw])?;
+    .execute(params![
+        id,
+        recipient.to_ascii_lowercase(),
+        message_id,
+        subject,
+        raw,
+        ts(now)
+    ])?;
     Ok(())
 }
 

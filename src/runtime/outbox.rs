@@ -97,7 +97,7 @@ pub async fn tick(
                     report.failed += 1;
                 } else {
                     tracing::debug!(kind = %row.kind, to = %row.recipient, error, "will try again");
-                    store.outbox_retry(row.id, now + retry_delay(row.attempts), &error)?;
+                    store.outbox_retry(&row, now + retry_delay(row.attempts), &error)?;
                     report.retried += 1;
                 }
                 if unreachable {
@@ -130,7 +130,12 @@ fn fail(
     };
     // The failure and the notice about it commit together.
     let tx = store.transaction()?;
-    db::outbox_failed(&tx, row.id, now, error)?;
+    if !db::outbox_failed(&tx, row, now, error)? {
+        // Re-addressed meanwhile: the failure was the old address's, and
+        // the letter now waits for the new one.
+        tx.commit()?;
+        return Ok(());
+    }
     // Notices to QC that fail are only logged: telling QC about failing to
     // tell QC would loop.
     if matches!(row.kind.as_str(), "send-failed" | "quarantine") {

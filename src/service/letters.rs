@@ -111,18 +111,22 @@ pub fn acknowledged_by(
     mark_acknowledged(tx, desk, case_id, at)
 }
 
-/// Sends the letters about case `case_id` still waiting to go to `old`
-/// (not sent, not failed) to `new` instead, each with a Message-ID for
+/// Sends the letters about `case` still waiting to go to its address (not
+/// sent, not failed) to `new` instead, each with a Message-ID for
 /// the new address; returns their kinds.
 pub fn readdress_waiting(
     tx: &Transaction,
     desk: &Desk,
-    case_id: i64,
-    reference: &str,
-    old: &str,
+    case: &db::CaseRecord,
     new_name: &str,
     new: &str,
+    now: DateTime<Utc>,
 ) -> anyhow::Result<Vec<String>> {
+    let (case_id, reference, old) = (
+        case.id,
+        case.reference.as_str(),
+        case.reply_address.as_str(),
+    );
     let mut kinds = Vec::new();
     if old.is_empty() {
         return Ok(kinds);
@@ -136,7 +140,7 @@ pub fn readdress_waiting(
             desk.config.message_id_domain(),
         );
         let raw = outgoing::readdress(&row.raw, new_name, new, &message_id)?;
-        db::readdress_outbox(tx, row.id, new, &message_id, None, &raw)?;
+        db::readdress_outbox(tx, row.id, new, &message_id, None, &raw, now)?;
         kinds.push(row.kind);
     }
     Ok(kinds)
@@ -173,7 +177,15 @@ pub fn rerender(
             date: now,
         },
     )?;
-    db::readdress_outbox(tx, row, spec.to_address, &message_id, Some(&subject), &raw)
+    db::readdress_outbox(
+        tx,
+        row,
+        spec.to_address,
+        &message_id,
+        Some(&subject),
+        &raw,
+        now,
+    )
 }
 
 /// Records that the server accepted a letter (its 250), in one
@@ -188,8 +200,10 @@ pub fn mark_sent(
     now: DateTime<Utc>,
 ) -> anyhow::Result<()> {
     let tx = store.transaction()?;
-    db::outbox_sent(&tx, row, now)?;
-    if let Some(case_id) = row.case_id.filter(|_| acknowledges(&row.kind)) {
+    // A letter re-addressed while it went does not count: the one to the
+    // complainant's new address still waits.
+    let current = db::outbox_sent(&tx, row, now)?;
+    if let Some(case_id) = row.case_id.filter(|_| current && acknowledges(&row.kind)) {
         // Only a letter of the case's current stage: one from an earlier
         // stage that went late does not acknowledge the new one. A closed
         // case takes no events; the letter is sent all the same.

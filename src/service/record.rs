@@ -186,6 +186,9 @@ pub fn record(
     if c.received > now + chrono::Duration::minutes(5) {
         anyhow::bail!("--received is in the future");
     }
+    // A few minutes ahead (clocks differ) is taken as now: nothing is
+    // received after it is recorded, and its letters belong to its stage.
+    let received = c.received.min(now);
     let stage = match &c.stage {
         Some(s) => {
             let wanted = StageName(s.trim().to_string());
@@ -211,7 +214,7 @@ pub fn record(
             .first_stage()
             .ok_or_else(|| anyhow::anyhow!("the procedure has no stage"))?,
     };
-    let received_date = desk.calendar.local_date(c.received);
+    let received_date = desk.calendar.local_date(received);
     let raised_late_due = match c.issue_date {
         Some(issue) if issue > received_date => anyhow::bail!(
             "--issue-date {issue} is after the complaint was received ({received_date})"
@@ -242,10 +245,7 @@ pub fn record(
         cc: Vec::new(),
         return_path: None,
         subject: subject.clone(),
-        date: Some(
-            c.received
-                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        ),
+        date: Some(received.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
         headers: Vec::new(),
         content_type: "text/plain".to_string(),
         report_type: None,
@@ -319,7 +319,7 @@ pub fn record(
         false,
         raw.as_bytes(),
         &Source::default(),
-        c.received,
+        received,
     )? {
         RawStored::New(row) => row,
         RawStored::Duplicate { .. } => anyhow::bail!("this complaint is already recorded"),
@@ -340,7 +340,7 @@ pub fn record(
         desk,
         Render::Now,
         &m,
-        c.received,
+        received,
         now,
         true,
         false,
@@ -519,7 +519,7 @@ pub fn change_contact(
     let after_email = email
         .clone()
         .unwrap_or_else(|| before.reply_address.clone());
-    if after_name.is_empty() && after_email.is_empty() {
+    if c.name.is_some() && after_name.is_empty() && after_email.is_empty() {
         anyhow::bail!("--name would leave the case with neither a name nor an email address");
     }
     let mut changed = Vec::new();
@@ -540,15 +540,7 @@ pub fn change_contact(
         db::set_contact(&tx, case_id, &after_name, new_email, &after_phone, now)?;
         if let Some(e) = new_email {
             db::add_participant(&tx, case_id, e, &after_name, "complainant")?;
-            let moved = super::letters::readdress_waiting(
-                &tx,
-                desk,
-                case_id,
-                reference,
-                &before.reply_address,
-                &after_name,
-                e,
-            )?;
+            let moved = super::letters::readdress_waiting(&tx, desk, &before, &after_name, e, now)?;
             if !moved.is_empty() {
                 detail.insert("letters_readdressed".into(), serde_json::json!(moved));
             }

@@ -819,6 +819,13 @@ fn a_new_email_address_takes_the_letters_and_acknowledges_a_held_case() {
     let out = update(&store, &[&held, "--email", "kim@exmaple.net"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(letters("acknowledgement", "kim@exmaple.net"), 1);
+    // The sender has read it to send to the mistyped address...
+    let stale = writer
+        .due_outbox(now + chrono::Duration::hours(1), 100)
+        .expect("outbox")
+        .into_iter()
+        .find(|r| r.kind == "acknowledgement" && r.recipient == "kim@exmaple.net")
+        .expect("the acknowledgement, waiting");
     let out = update(
         &store,
         &[&held, "--email", "kim@example.net", "--name", "Kim Lee"],
@@ -838,6 +845,30 @@ fn a_new_email_address_takes_the_letters_and_acknowledges_a_held_case() {
     };
     assert_eq!(held_letters("acknowledgement"), 1);
     assert_eq!(letters("acknowledgement", "kim@exmaple.net"), 0);
+    // ... and its answer for the old address, whatever it is, leaves the
+    // re-addressed row waiting for Kim.
+    {
+        let tx = writer.transaction().expect("tx");
+        assert!(
+            !redress::adapters::db::outbox_failed(&tx, &stale, now, "550 no such user")
+                .expect("fail")
+        );
+        tx.commit().expect("commit");
+    }
+    redress::service::letters::mark_sent(&mut writer, &desk, &stale, now).expect("sent");
+    assert_eq!(
+        count(
+            &db,
+            "SELECT count(*) FROM outbox WHERE kind = 'acknowledgement' AND recipient = 'kim@example.net' AND sent_at IS NULL AND failed_at IS NULL"
+        ),
+        1
+    );
+    assert!(db
+        .case(&held)
+        .expect("q")
+        .expect("case")
+        .acknowledged_at
+        .is_none());
     let (ack, message_id): (String, String) = db
         .conn()
         .query_row(

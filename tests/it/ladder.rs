@@ -1293,3 +1293,81 @@ fn a_held_acknowledgement_given_by_reply_or_by_phone_is_not_reported_overdue() {
             .is_some());
     }
 }
+
+/// A letter of an earlier stage that goes out late does not acknowledge
+/// the stage after it, on a real SQLite store: the informal stage's
+/// response is still in the outbox when the case goes formal; when the
+/// server takes it, the formal stage is still waiting for its own
+/// acknowledgement, which then counts.
+#[test]
+fn a_late_letter_of_an_earlier_stage_does_not_acknowledge_the_next() {
+    use redress::service::intake::{process, Arrival, Processed};
+    let (_dir, mut store, desk) = desk_on_a_store();
+    let utc = |s: &str| -> DateTime<Utc> { s.parse().expect("instant") };
+    let t0 = utc("2026-11-23T10:00:00Z");
+    let t1 = utc("2026-11-23T11:00:00Z");
+    let t2 = utc("2026-11-23T12:00:00Z");
+    let raw = complaint(
+        "Mo",
+        "mo@example.net",
+        "Wrong grade",
+        "mo-1@example.net",
+        "",
+        "Hello\r\n",
+    );
+    process(&mut store, &desk, &raw, &Arrival::default(), t0).expect("process");
+    let reference = store.list_cases(None).expect("cases")[0].reference.clone();
+    let notice: String = store
+        .conn()
+        .query_row(
+            "SELECT message_id FROM outbox WHERE kind = 'new-case' AND recipient = 'quality@opp.example'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("the new-case notice");
+    let qc = |store: &mut Store, id: &str, body: &str, at: DateTime<Utc>| {
+        let raw = format!(
+            "From: Quinn <quality@opp.example>\r\nTo: complaints@opp.example\r\nSubject: Re: {reference}\r\nMessage-ID: <{id}@mail.example>\r\nIn-Reply-To: <{notice}>\r\nDate: Mon, 23 Nov 2026 11:00:00 +0000\r\nContent-Type: text/plain\r\n\r\n{body}\r\n"
+        );
+        let p = process(store, &desk, raw.as_bytes(), &Arrival::default(), at).expect("reply");
+        assert!(
+            matches!(p, Processed::Staff { authenticated: true, ref commands, .. } if !commands.is_empty()),
+            "{p:?}"
+        );
+    };
+    qc(
+        &mut store,
+        "qc-1",
+        "#reply\nDear Mo,\n\nWe are checking the grade with the assessor.",
+        t0,
+    );
+    qc(&mut store, "qc-2", "#formal", t1);
+    let waiting = |store: &Store, kind: &str| {
+        store
+            .due_outbox(t2, 100)
+            .expect("outbox")
+            .into_iter()
+            .filter(|r| r.kind == kind && r.recipient == "mo@example.net")
+            .collect::<Vec<_>>()
+    };
+    let response = waiting(&store, "response").pop().expect("the response");
+    let acks = waiting(&store, "acknowledgement");
+    assert_eq!(acks.len(), 2, "the informal and the formal acknowledgement");
+    let formal_ack = acks.iter().max_by_key(|r| r.id).expect("formal").clone();
+    redress::service::letters::mark_sent(&mut store, &desk, &response, t2).expect("sent");
+    let case = store.case(&reference).expect("q").expect("case");
+    assert_eq!(case.stage, "formal");
+    assert!(case.acknowledged_at.is_none(), "{case:?}");
+    let kinds: Vec<String> = store
+        .case_detail(&reference)
+        .expect("q")
+        .expect("case")
+        .events
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
+    assert!(!kinds.contains(&"acknowledged-by-letter".to_string()));
+    redress::service::letters::mark_sent(&mut store, &desk, &formal_ack, t2).expect("sent");
+    let case = store.case(&reference).expect("q").expect("case");
+    assert!(case.acknowledged_at.is_some());
+}

@@ -252,7 +252,7 @@ pub(super) fn to_post(
         )?;
     }
     if letters::acknowledges(template) {
-        letters::acknowledged_by(tx, desk, record.id, template, when.at)?;
+        letters::acknowledged_by(tx, desk, record.id, template, when.at, when.at)?;
     }
     Ok(())
 }

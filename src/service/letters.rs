@@ -57,11 +57,22 @@ pub fn mark_acknowledged(
     at: DateTime<Utc>,
 ) -> anyhow::Result<()> {
     let case = db::load_case(tx, case_id)?;
+    acknowledge_loaded(tx, desk, case_id, &case, at)
+}
+
+/// [`mark_acknowledged`] of a case already loaded.
+fn acknowledge_loaded(
+    tx: &Transaction,
+    desk: &Desk,
+    case_id: i64,
+    case: &case::Case,
+    at: DateTime<Utc>,
+) -> anyhow::Result<()> {
     let ctx = Context {
         procedure: &desk.procedure,
         calendar: &desk.calendar,
     };
-    if let Ok(t) = case::apply(&case, &Event::Acknowledged, at, &ctx) {
+    if let Ok(t) = case::apply(case, &Event::Acknowledged, at, &ctx) {
         apply_deadline_effects(tx, case_id, &t.effects, at)?;
         db::update_case_state(tx, case_id, &t.case, at)?;
     }
@@ -81,18 +92,21 @@ pub fn acknowledges(kind: &str) -> bool {
 }
 
 /// Marks a case acknowledged by a letter of `kind` (one that
-/// [`acknowledges`]) that went out, or to QC to post, at `at`. A letter
-/// other than the acknowledgement that is the first to reach the
+/// [`acknowledges`]), queued at `queued`, that went out, or to QC to post,
+/// at `at`. Only a letter of the case's current stage counts: one from an
+/// earlier stage that went late does not acknowledge the new one. A
+/// letter other than the acknowledgement that is the first to reach the
 /// complainant says so in the case's history.
 pub fn acknowledged_by(
     tx: &Transaction,
     desk: &Desk,
     case_id: i64,
     kind: &str,
+    queued: DateTime<Utc>,
     at: DateTime<Utc>,
 ) -> anyhow::Result<()> {
     let case = db::load_case(tx, case_id)?;
-    if case.status == case::Status::Closed {
+    if case.status == case::Status::Closed || queued < case.stage_opened_at {
         return Ok(());
     }
     if case.acknowledged_at.is_none() && kind != "acknowledgement" {
@@ -108,7 +122,7 @@ pub fn acknowledged_by(
             }),
         )?;
     }
-    mark_acknowledged(tx, desk, case_id, at)
+    acknowledge_loaded(tx, desk, case_id, &case, at)
 }
 
 /// Sends the letters about `case` still waiting to go to its address (not
@@ -132,13 +146,7 @@ pub fn readdress_waiting(
         return Ok(kinds);
     }
     for row in db::waiting_letters_to(tx, case_id, old)? {
-        let t = token::token(&desk.secret, token_reference(reference), new);
-        let message_id = token::message_id(
-            row.id,
-            token_reference(reference),
-            &t,
-            desk.config.message_id_domain(),
-        );
+        let message_id = own_message_id(desk, reference, new, row.id);
         let raw = outgoing::readdress(&row.raw, new_name, new, &message_id)?;
         db::readdress_outbox(tx, row.id, new, &message_id, None, &raw, now)?;
         kinds.push(row.kind);
@@ -156,32 +164,14 @@ pub fn rerender(
     spec: LetterSpec,
     now: DateTime<Utc>,
 ) -> anyhow::Result<()> {
-    let reference = token_reference(spec.reference);
-    let t = token::token(&desk.secret, reference, spec.to_address);
-    let message_id = token::message_id(row, reference, &t, desk.config.message_id_domain());
-    let mut data = spec.data;
-    common_values(desk, spec.reference, &mut data);
-    let (subject, raw) = render_and_build(
-        desk,
-        &Job {
-            row,
-            template: spec.template.to_string(),
-            data,
-            to_name: spec.to_name.to_string(),
-            to_address: spec.to_address.to_string(),
-            message_id: message_id.clone(),
-            in_reply_to: spec.in_reply_to.map(str::to_string),
-            references: spec.references.to_vec(),
-            reply_to: spec.reply_to.clone(),
-            auto_submitted: spec.auto_submitted,
-            date: now,
-        },
-    )?;
+    let to_address = spec.to_address;
+    let job = spec.into_job(desk, row, now);
+    let (subject, raw) = render_and_build(desk, &job)?;
     db::readdress_outbox(
         tx,
         row,
-        spec.to_address,
-        &message_id,
+        to_address,
+        &job.message_id,
         Some(&subject),
         &raw,
         now,
@@ -204,14 +194,9 @@ pub fn mark_sent(
     // complainant's new address still waits.
     let current = db::outbox_sent(&tx, row, now)?;
     if let Some(case_id) = row.case_id.filter(|_| current && acknowledges(&row.kind)) {
-        // Only a letter of the case's current stage: one from an earlier
-        // stage that went late does not acknowledge the new one. A closed
-        // case takes no events; the letter is sent all the same.
-        let stage_opened = db::load_case(&tx, case_id)?.stage_opened_at;
-        let queued: Option<DateTime<Utc>> = row.created_at.parse().ok();
-        if queued.is_none_or(|q| q >= stage_opened) {
-            acknowledged_by(&tx, desk, case_id, &row.kind, now)?;
-        }
+        // A closed case takes no events; the letter is sent all the same.
+        let queued = row.created_at.parse().unwrap_or(now);
+        acknowledged_by(&tx, desk, case_id, &row.kind, queued, now)?;
     }
     tx.commit()?;
     Ok(())
@@ -242,6 +227,30 @@ pub fn apply_deadline_effects(
 }
 
 impl<'a> LetterSpec<'a> {
+    /// The letter as outbox row `row`'s rendering job, dated `now`: its
+    /// Message-ID is the fixed one, else the row's own for its recipient,
+    /// and its values include those every letter has.
+    fn into_job(self, desk: &Desk, row: i64, now: DateTime<Utc>) -> Job {
+        let message_id = self
+            .message_id
+            .unwrap_or_else(|| own_message_id(desk, self.reference, self.to_address, row));
+        let mut data = self.data;
+        common_values(desk, self.reference, &mut data);
+        Job {
+            row,
+            template: self.template.to_string(),
+            data,
+            to_name: self.to_name.to_string(),
+            to_address: self.to_address.to_string(),
+            message_id,
+            in_reply_to: self.in_reply_to.map(str::to_string),
+            references: self.references.to_vec(),
+            reply_to: self.reply_to,
+            auto_submitted: self.auto_submitted,
+            date: now,
+        }
+    }
+
     /// A notice to the Quality Coordinator about something that happened
     /// once (`key` names it, e.g. `quarantine.42`): its Message-ID is fixed
     /// by the key, so QC hears about it once however often it is queued.
@@ -281,6 +290,14 @@ impl<'a> LetterSpec<'a> {
             data,
         }
     }
+}
+
+/// The Message-ID of outbox row `row` when its letter has no fixed one:
+/// with the token binding the case (or the desk) and the recipient.
+fn own_message_id(desk: &Desk, reference: &str, to_address: &str, row: i64) -> String {
+    let reference = token_reference(reference);
+    let t = token::token(&desk.secret, reference, to_address);
+    token::message_id(row, reference, &t, desk.config.message_id_domain())
 }
 
 /// The reference a letter's token binds: the case's, or the desk's for
@@ -472,29 +489,15 @@ pub fn queue_with(
     now: DateTime<Utc>,
     render: Render,
 ) -> anyhow::Result<Option<String>> {
-    let cfg = &desk.config;
     let id = db::next_outbox_id(tx)?;
-    let domain = cfg.message_id_domain();
-    let message_id = spec.message_id.clone().unwrap_or_else(|| {
-        let reference = token_reference(spec.reference);
-        let t = token::token(&desk.secret, reference, spec.to_address);
-        token::message_id(id, reference, &t, domain)
-    });
-    let mut data = spec.data;
-    common_values(desk, spec.reference, &mut data);
-    let job = Job {
-        row: id,
-        template: spec.template.to_string(),
-        data,
-        to_name: spec.to_name.to_string(),
-        to_address: spec.to_address.to_string(),
-        message_id: message_id.clone(),
-        in_reply_to: spec.in_reply_to.map(str::to_string),
-        references: spec.references.to_vec(),
-        reply_to: spec.reply_to.clone(),
-        auto_submitted: spec.auto_submitted,
-        date: now,
-    };
+    let (kind, case_id, to_address, auto_reply) = (
+        spec.template,
+        spec.case_id,
+        spec.to_address,
+        spec.auto_reply,
+    );
+    let job = spec.into_job(desk, id, now);
+    let message_id = job.message_id.clone();
     let (subject, raw, job) = match render {
         Render::Now => {
             let (subject, raw) = render_and_build(desk, &job)?;
@@ -506,11 +509,11 @@ pub fn queue_with(
         tx,
         &NewOutbox {
             id,
-            case_id: spec.case_id,
-            kind: spec.template,
+            case_id,
+            kind,
             message_id: &message_id,
-            recipient: spec.to_address,
-            auto_reply: spec.auto_reply,
+            recipient: to_address,
+            auto_reply,
             subject: &subject,
             raw: &raw,
         },
@@ -524,14 +527,14 @@ pub fn queue_with(
         deferred.queued.set(deferred.queued.get() + 1);
     }
     if queued {
-        if let Some(case_id) = spec.case_id {
+        if let Some(case_id) = case_id {
             db::append_event(
                 tx,
                 Some(case_id),
                 now,
                 "redress",
                 "letter-queued",
-                &serde_json::json!({"kind": spec.template, "to": spec.to_address, "message_id": message_id}),
+                &serde_json::json!({"kind": kind, "to": to_address, "message_id": message_id}),
             )?;
         }
     }

@@ -10,9 +10,15 @@
 //!     next to a bare IMAP FETCH of the same mails (target: within 2x).
 //!
 //! (c) The intake pipeline alone, no servers: the daemon's own share.
+//! (d) The floor: only the SQLite writes the issue's order of work asks for
+//!     each new case (raw mail with its dedupe check, the case, its
+//!     participant, one audit event, three outbox rows, two deadlines, the
+//!     mail marked done, a checkpoint per batch), with nothing parsed,
+//!     decided or rendered: what no implementation on this store can go
+//!     under.
 //!
 //! Sizes: REDRESS_BENCH_LATENCY (default 200), REDRESS_BENCH_BACKLOG
-//! (default 10000); REDRESS_BENCH_ONLY=pipeline|latency|drain runs one part;
+//! (default 10000); REDRESS_BENCH_ONLY=pipeline|latency|drain|floor runs one part;
 //! REDRESS_BENCH_BATCH=N runs (c) with one batch size only;
 //! REDRESS_BENCH_DRAIN_RUNS (default 3) drains of the same backlog, median
 //! reported.
@@ -303,6 +309,136 @@ fn pipeline(m: usize) {
     }
 }
 
+/// (d): `m` new cases written as bare SQL on a store opened as the daemon
+/// opens it, in transactions of 200 as the daemon batches a fetch; the
+/// letters' rows hold `letter` bytes each.
+fn floor_once(m: usize, letter: usize) -> Duration {
+    use rusqlite::params;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut store = Store::open(&tmp.path().join("floor.sqlite")).expect("store");
+    let raw = complaint(
+        "F",
+        "f@example.net",
+        "Floor",
+        "floor@example.net",
+        "",
+        "Waiting.\r\n",
+    );
+    let letter = vec![b'x'; letter];
+    let t = Instant::now();
+    let mut i = 0;
+    while i < m {
+        let tx = store.transaction().expect("tx");
+        for _ in 0..200.min(m - i) {
+            let mid = format!("floor-{i}@example.net");
+            let who = format!("f{i}@example.net");
+            let dup: Option<i64> = tx
+                .prepare_cached("SELECT id FROM messages WHERE message_id = ?1")
+                .and_then(|mut s| s.query_row([&mid], |r| r.get(0)))
+                .ok();
+            assert!(dup.is_none());
+            let run = |sql: &str, p: &[&dyn rusqlite::ToSql]| {
+                tx.prepare_cached(sql)
+                    .and_then(|mut s| s.execute(p))
+                    .expect(sql);
+            };
+            run(
+                "INSERT INTO messages (direction, message_id, raw, raw_sha256, received_at, \
+                 folder, uidvalidity, uid) VALUES ('in', ?1, ?2, 'sha', 'now', 'INBOX', 1, ?3)",
+                params![mid, raw, i],
+            );
+            let msg = tx.last_insert_rowid();
+            let seq: i64 = tx
+                .prepare_cached("SELECT COALESCE(MAX(seq), 0) + 1 FROM cases WHERE year = 2026")
+                .and_then(|mut s| s.query_row([], |r| r.get(0)))
+                .expect("seq");
+            run(
+                "INSERT INTO cases (reference, year, seq, stage, complainant_email, received_at, \
+                 stage_opened_at, target_date, created_at, updated_at) \
+                 VALUES (?1, 2026, ?2, 'informal', ?3, 'now', 'now', 'then', 'now', 'now')",
+                params![format!("OPP-2026-{seq:04}"), seq, who],
+            );
+            let case = tx.last_insert_rowid();
+            run(
+                "INSERT INTO participants (case_id, address, role) VALUES (?1, ?2, 'complainant')",
+                params![case, who],
+            );
+            run(
+                "INSERT INTO events (case_id, at, actor, kind) VALUES (?1, 'now', 'intake', 'case-opened')",
+                params![case],
+            );
+            for k in 0..3 {
+                run(
+                    "INSERT INTO outbox (case_id, kind, message_id, recipient, raw, created_at, \
+                     next_attempt_at) VALUES (?1, 'letter', ?2, ?3, ?4, 'now', 'now')",
+                    params![case, format!("{i}.{k}@opp.example"), who, letter],
+                );
+            }
+            for k in ["acknowledgement", "response"] {
+                run(
+                    "INSERT INTO deadlines (case_id, kind, due_at) VALUES (?1, ?2, 'then')",
+                    params![case, k],
+                );
+            }
+            run(
+                "UPDATE messages SET case_id = ?1, processed_at = 'now' WHERE id = ?2",
+                params![case, msg],
+            );
+            i += 1;
+        }
+        tx.execute(
+            "INSERT OR REPLACE INTO imap_checkpoints VALUES ('INBOX', 1, ?1, 'now')",
+            [i as i64],
+        )
+        .expect("checkpoint");
+        tx.commit().expect("commit");
+    }
+    t.elapsed()
+}
+
+fn floor(m: usize) {
+    // The size of the letters the daemon really queues for a complaint.
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let path = tmp.path().join("sizes.sqlite");
+    let env = vec![("REDRESS_STORE_PATH".to_string(), path.display().to_string())];
+    let cfg =
+        redress::config::parse_str(&support::example_config(), "bench", &env).expect("config");
+    let mut store = Store::open(&path).expect("store");
+    let desk = redress::service::Desk::new(cfg, &mut store).expect("desk");
+    let raw = complaint(
+        "S",
+        "s@example.net",
+        "Size",
+        "size@example.net",
+        "",
+        "Waiting.\r\n",
+    );
+    let incoming = [redress::service::intake::Incoming {
+        raw: &raw,
+        arrival: Default::default(),
+    }];
+    let now = "2026-11-23T10:00:00Z".parse().expect("now");
+    redress::service::intake::process_batch(&mut store, &desk, &incoming, now);
+    let rendered: f64 = store
+        .conn()
+        .query_row("SELECT AVG(LENGTH(raw)) FROM outbox", [], |r| r.get(0))
+        .expect("letter size");
+    for (letter, what) in [
+        (0, "letters as empty rows (rendered later)"),
+        (rendered as usize, "letters rendered, as queued today"),
+    ] {
+        let mut runs: Vec<Duration> = (0..3).map(|_| floor_once(m, letter)).collect();
+        runs.sort();
+        println!(
+            "floor: {m} new cases as bare SQL, {what}, {letter} B each: median of 3 {:.2} s ({:.0} us a case), range {:.2}-{:.2} s",
+            runs[1].as_secs_f64(),
+            runs[1].as_secs_f64() * 1e6 / m as f64,
+            runs[0].as_secs_f64(),
+            runs[2].as_secs_f64()
+        );
+    }
+}
+
 fn main() {
     // `cargo bench` passes --bench; `cargo test --benches` passes nothing
     // useful: only run when asked to bench.
@@ -313,6 +449,9 @@ fn main() {
     let only = std::env::var("REDRESS_BENCH_ONLY").unwrap_or_default();
     if only.is_empty() || only == "pipeline" {
         pipeline(env_usize("REDRESS_BENCH_BACKLOG", 10_000));
+    }
+    if only.is_empty() || only == "floor" {
+        floor(env_usize("REDRESS_BENCH_BACKLOG", 10_000));
     }
     if only.is_empty() || only == "latency" {
         latency(env_usize("REDRESS_BENCH_LATENCY", 200));

@@ -46,6 +46,32 @@ pub fn sync_wal(path: &Path) -> anyhow::Result<()> {
         .with_context(|| format!("Syncing the store {}", path.display()))
 }
 
+/// Holds the store at `path` for one daemon: an exclusive lock on
+/// `<store>.lock`, kept while the returned file is open and let go by the
+/// kernel however the process ends (a SIGKILL too). Two daemons on one
+/// store would each send every letter in the outbox.
+pub fn lock_for_daemon(path: &Path) -> anyhow::Result<std::fs::File> {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&name)
+        .with_context(|| format!("Opening {}", name.to_string_lossy()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
+            "another redress daemon is already running on the store {} (it holds {}); two would send every letter twice: stop that one first (`redress status` shows it)",
+            path.display(),
+            name.to_string_lossy()
+        ),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(e).with_context(|| format!("Locking {}", name.to_string_lossy()))
+        }
+    }
+}
+
 /// An instant as stored.
 pub fn ts(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)

@@ -59,6 +59,28 @@ fn mailbox(name: &str, address: &str) -> anyhow::Result<Mailbox> {
     ))
 }
 
+/// How many ids a letter's References keeps, and how long one may be.
+const MAX_REFERENCES: usize = 20;
+const MAX_ID_LEN: usize = 250;
+
+/// A References header a server takes: ids of a sane length, and of a
+/// long thread the first and the newest (RFC 5322 §3.6.4 lets the middle
+/// go), so a mail quoting thousands of ids, or a huge one, still gets its
+/// letter.
+fn trim_references(refs: Vec<String>) -> Vec<String> {
+    let refs: Vec<String> = refs
+        .into_iter()
+        .filter(|r| !r.is_empty() && r.len() <= MAX_ID_LEN)
+        .collect();
+    if refs.len() <= MAX_REFERENCES {
+        return refs;
+    }
+    let newest = refs.len() - (MAX_REFERENCES - 1);
+    std::iter::once(refs[0].clone())
+        .chain(refs[newest..].iter().cloned())
+        .collect()
+}
+
 /// The raw RFC 5322 bytes.
 pub fn build(o: &Outgoing) -> anyhow::Result<Vec<u8>> {
     let mut b = Message::builder()
@@ -90,6 +112,7 @@ pub fn build(o: &Outgoing) -> anyhow::Result<Vec<u8>> {
             refs.push(parent.to_string());
         }
     }
+    let refs = trim_references(refs);
     if !refs.is_empty() {
         let joined = refs
             .iter()
@@ -171,6 +194,21 @@ pub fn readdress(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_long_thread_keeps_its_first_and_newest_references_only() {
+        let refs: Vec<String> = (0..1000).map(|i| format!("{i}@example.net")).collect();
+        let mut with_huge = refs.clone();
+        with_huge.insert(500, format!("{}@example.net", "x".repeat(5000)));
+        let kept = trim_references(with_huge);
+        assert_eq!(kept.len(), MAX_REFERENCES);
+        assert_eq!(kept[0], "0@example.net");
+        assert_eq!(kept[MAX_REFERENCES - 1], "999@example.net");
+        assert_eq!(kept[1], "981@example.net");
+        assert!(kept.iter().all(|r| r.len() <= MAX_ID_LEN));
+        let short: Vec<String> = refs[..3].to_vec();
+        assert_eq!(trim_references(short.clone()), short);
+    }
 
     #[test]
     fn a_readdressed_letter_keeps_everything_but_its_recipient_and_id() {

@@ -98,6 +98,8 @@ Commands go on their own lines at the top of the reply, with # or /:
   #formal                    move the case to the next stage (formal, appeal)
   #hold REASON [until DATE]  put the case on hold; #resume takes it off hold
   #extend DATE|N REASON      a new target date, or N more working days, and why
+                             (the REASON of #hold and #extend is quoted in the
+                             letter to the complainant: keep it fit to send)
   #resolve OUTCOME           close the case; the text is the written response
                              (upheld, partly-upheld, not-upheld, unfounded,
                              unsubstantiated, withdrawn)

@@ -227,7 +227,12 @@ async fn session(ctx: &mut Ctx<'_>) -> anyhow::Result<End> {
         let _ = timed("CREATE", session.create(target)).await;
     }
     drain_unsolicited(&mut session);
-    ctx.state.set(
+    ctx.shared.imap_ok();
+    // Said (and the back-off forgotten) once the first round of mail went
+    // through: an error that comes back after every login (a store that
+    // cannot write, a folder that cannot be moved to) keeps its back-off
+    // and logs no "watching" line between its retries.
+    let mut watching = Some((
         format!(
             "IMAP: watching {folder} of {} on {}:{} ({}; {})",
             cfg.imap.username,
@@ -237,9 +242,7 @@ async fn session(ctx: &mut Ctx<'_>) -> anyhow::Result<End> {
             mark.describe()
         ),
         false,
-    );
-    *ctx.failures = 0;
-    ctx.shared.imap_ok();
+    ));
 
     let checkpoint = lock(store).checkpoint(folder)?;
     let mut last = match checkpoint {
@@ -286,6 +289,10 @@ async fn session(ctx: &mut Ctx<'_>) -> anyhow::Result<End> {
             let (new_last, processed) = drain(&watch, store, &mut session, last).await?;
             last = new_last;
             ctx.shared.imap_ok();
+            if let Some((line, warn)) = watching.take() {
+                ctx.state.set(line, warn);
+                *ctx.failures = 0;
+            }
             let announced = drain_unsolicited(&mut session);
             if (processed == 0 && !announced) || token.is_cancelled() {
                 break;
@@ -301,9 +308,14 @@ async fn session(ctx: &mut Ctx<'_>) -> anyhow::Result<End> {
             ctx.shared.imap_ok();
             super::watchdog::expect(IDLE_TIMEOUT);
             let woken = {
+                // async-imap's own timeout counts silence only: every
+                // keep-alive ("* OK Still here", every 2 minutes from
+                // Dovecot) starts it again. The sleep beside it is the
+                // deadline RFC 2177 asks for, however chatty the server.
                 let (wait, _stop) = handle.wait_with_timeout(IDLE_TIMEOUT);
                 tokio::select! {
                     r = wait => { r.context("IDLE")?; Woken::Mail }
+                    _ = tokio::time::sleep(IDLE_TIMEOUT) => Woken::Mail,
                     r = ctx.desks.changed(), if reloadable => {
                         reloadable = r.is_ok();
                         Woken::Reloaded

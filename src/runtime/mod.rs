@@ -84,6 +84,9 @@ const STATUS_EVERY: Duration = Duration::from_secs(10);
 /// template with sample data); `STOPPING=1` as soon as a stop is asked.
 pub async fn run(config: Config, options: Options, token: CancellationToken) -> anyhow::Result<()> {
     let path = config.store.path.clone();
+    // First of all: nothing is read or sent while another daemon has the
+    // store. Held until `run` returns.
+    let _one_daemon = crate::adapters::db::lock_for_daemon(&path)?;
     let mut store = Store::open(&path)?;
     let desk = Arc::new(Desk::new(config, &mut store)?);
     let finished =

@@ -610,7 +610,7 @@ fn decide_and_commit(
         }
     }
     let thread = threading::decide(&facts);
-    let reply_to = m.reply_address().to_ascii_lowercase();
+    let reply_to = desk.letters_address(m);
     let sender = SenderFacts {
         auto_replies_last_day: db::auto_replies_since(tx, &reply_to, now - Duration::hours(24))?,
         cap_notice_sent: db::event_since(
@@ -862,7 +862,7 @@ pub(super) fn open_case(
         Some(r) => r.phone.to_string(),
         None => crate::core::text::signature_phone(&m.body_text).unwrap_or_default(),
     };
-    let reply_address = m.reply_address().to_ascii_lowercase();
+    let reply_address = desk.letters_address(m);
     // No usable address: the case is opened all the same, nobody can be
     // acknowledged, and staff are told so.
     let can_reply = crate::adapters::outgoing::is_sendable(&reply_address);

@@ -236,6 +236,13 @@ impl<'a> LetterSpec<'a> {
             .unwrap_or_else(|| own_message_id(desk, self.reference, self.to_address, row));
         let mut data = self.data;
         common_values(desk, self.reference, &mut data);
+        // Every letter's contract has `recipient_name` (see
+        // `render::sample`), so a template checked at start may use it in
+        // any letter, a complainant's too.
+        if let Value::Object(map) = &mut data {
+            map.entry("recipient_name")
+                .or_insert_with(|| Value::String(super::casework::greeting_for(self.to_name)));
+        }
         Job {
             row,
             template: self.template.to_string(),

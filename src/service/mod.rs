@@ -18,6 +18,7 @@ use crate::config::Config;
 use crate::core::calendar::WorkingCalendar;
 use crate::core::classify::OwnIdentity;
 use crate::core::intake::RoutingRule;
+use crate::core::message::Inbound;
 use crate::core::procedure::Procedure;
 use anyhow::Context as _;
 
@@ -134,6 +135,29 @@ impl Desk {
             .map(|(n, _, r)| (n.to_string(), r))
     }
 
+    /// Whether `e` (lower case) is the desk's or a member of staff's
+    /// address, or one of their plus-addresses: `complaints+x@` reaches
+    /// the desk's inbox (and `complaints+uk+x@` that of a desk at
+    /// `complaints+uk@`).
+    pub fn is_desk_or_staff(&self, e: &str) -> bool {
+        let staff = self.config.staff_addresses();
+        staff.iter().any(|(a, _)| is_or_plus_of(e, a))
+            || self.own.addresses.iter().any(|a| is_or_plus_of(e, a))
+    }
+
+    /// Where letters to the sender of `m` go, in lower case: its Reply-To,
+    /// unless that names the desk or a member of staff (a letter there
+    /// would reach us, not the complainant, and still count as sent), else
+    /// its From.
+    pub fn letters_address(&self, m: &Inbound) -> String {
+        let reply_to = m.reply_address().to_ascii_lowercase();
+        if self.is_desk_or_staff(&reply_to) {
+            m.from_address().to_ascii_lowercase()
+        } else {
+            reply_to
+        }
+    }
+
     /// Whether `address` is one of the configured staff.
     pub fn is_staff(&self, address: &str) -> bool {
         self.config
@@ -141,6 +165,22 @@ impl Desk {
             .iter()
             .any(|(a, _)| a.eq_ignore_ascii_case(address))
     }
+}
+
+/// Whether `e` (lower case) is address `a` or one of its plus-addresses
+/// (`a`'s local part, `+`, anything, at `a`'s domain).
+pub(crate) fn is_or_plus_of(e: &str, a: &str) -> bool {
+    let a = a.to_ascii_lowercase();
+    e == a
+        || match (e.rsplit_once('@'), a.rsplit_once('@')) {
+            (Some((el, ed)), Some((al, ad))) => {
+                ed == ad
+                    && el
+                        .strip_prefix(al)
+                        .is_some_and(|rest| rest.starts_with('+'))
+            }
+            _ => false,
+        }
 }
 
 /// 32 random bytes from the kernel.

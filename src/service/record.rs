@@ -393,33 +393,12 @@ fn check_email(desk: &Desk, e: &str) -> anyhow::Result<()> {
     if !crate::adapters::outgoing::is_sendable(e) {
         anyhow::bail!("--email {e:?} is not an address letters can be sent to");
     }
-    // Its plus-addresses too: `complaints+x@` reaches the desk's inbox
-    // (and `complaints+uk+x@` that of a desk at `complaints+uk@`).
-    let staff = desk.config.staff_addresses();
-    let ours = staff.iter().any(|(a, _)| is_or_plus_of(e, a))
-        || desk.own.addresses.iter().any(|a| is_or_plus_of(e, a));
-    if ours {
+    if desk.is_desk_or_staff(e) {
         anyhow::bail!(
             "--email {e} is a staff or complaints-desk address: its mail would be taken for staff actions, not a complainant's"
         );
     }
     Ok(())
-}
-
-/// Whether `e` (lower case) is address `a` or one of its plus-addresses
-/// (`a`'s local part, `+`, anything, at `a`'s domain).
-fn is_or_plus_of(e: &str, a: &str) -> bool {
-    let a = a.to_ascii_lowercase();
-    e == a
-        || match (e.rsplit_once('@'), a.rsplit_once('@')) {
-            (Some((el, ed)), Some((al, ad))) => {
-                ed == ad
-                    && el
-                        .strip_prefix(al)
-                        .is_some_and(|rest| rest.starts_with('+'))
-            }
-            _ => false,
-        }
 }
 
 /// A value for one line of the record: line breaks become spaces.
@@ -587,6 +566,7 @@ pub fn change_contact(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::service::is_or_plus_of;
 
     #[test]
     fn via_names_are_the_ways_as_written() {

@@ -404,6 +404,24 @@ fn act(
             });
         }
     }
+    // The reasons of #hold and #extend are quoted in their letters.
+    let reasons: Vec<(&str, String)> = parsed
+        .commands
+        .iter()
+        .filter_map(|c| match c {
+            Command::Hold { reason, .. } => Some(("#hold", reason.clone())),
+            Command::Extend { reason, .. } => Some(("#extend", reason.clone())),
+            _ => None,
+        })
+        .collect();
+    for (name, reason) in reasons {
+        if let Some(why) = leaks_internal(tx, case_id, &reason)? {
+            parsed.problems.push(Problem {
+                line: format!("{name} {reason}"),
+                why: format!("{why}; the reason is quoted in the letter to the complainant"),
+            });
+        }
+    }
     let planned = if parsed.is_ok() {
         plan(desk, &case, &parsed, now)
     } else {

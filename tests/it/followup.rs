@@ -611,3 +611,100 @@ fn staff_get_at_most_five_emails_a_day_about_one_case_s_later_mail() {
     assert_eq!(told.len(), 2 * cap + 2);
     assert!(told[told.len() - 1].1.contains("Still waiting."));
 }
+
+#[test]
+fn an_organisation_s_letters_may_greet_the_complainant_as_recipient_name() {
+    // `recipient_name` is in every letter's contract, so `redress check`
+    // passes templates that use it; the letters queued must have it too.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let own = dir.path().join("templates");
+    std::fs::create_dir(&own).expect("templates dir");
+    for (name, subject) in [
+        ("acknowledgement", "Received"),
+        ("hold", "On hold"),
+        ("resolution", "Resolved"),
+    ] {
+        std::fs::write(
+            own.join(format!("{name}.txt.hbs")),
+            format!("Subject: {subject} [{{{{reference}}}}]\n\nDear {{{{recipient_name}}}},\n\n{name} letter.\n"),
+        )
+        .expect("write");
+    }
+    let path = dir.path().join("s.sqlite");
+    let env = vec![
+        ("REDRESS_STORE_PATH".to_string(), path.display().to_string()),
+        (
+            "REDRESS_TEMPLATES_DIR".to_string(),
+            own.display().to_string(),
+        ),
+    ];
+    let cfg = parse_str(&example_config(), "t", &env).expect("config");
+    let mut store = Store::open(&path).expect("store");
+    let desk = Desk::new(cfg, &mut store).expect("desk");
+    let reference = file(&mut store, &desk, "2026-11-23T10:00:00Z");
+    staff(
+        &mut store,
+        &desk,
+        &reference,
+        1,
+        "#hold waiting for the awarding body",
+        "2026-11-24T10:00:00Z",
+    );
+    staff(
+        &mut store,
+        &desk,
+        &reference,
+        2,
+        "#resume\r\n#resolve upheld\r\nYour certificate is on its way.",
+        "2026-11-25T10:00:00Z",
+    );
+    for kind in ["acknowledgement", "hold", "resolution"] {
+        let found = letters(&store, kind, 0);
+        assert_eq!(recipients(&found), [FAY], "{kind}");
+        assert!(found[0].1.contains("Dear Fay,"), "{kind}: {}", found[0].1);
+    }
+}
+
+#[test]
+fn a_reply_to_naming_the_desk_or_staff_is_not_where_letters_go() {
+    let (_dir, mut store, desk) = desk("");
+    for (n, reply_to) in [
+        "complaints@opp.example",
+        "complaints+x@opp.example",
+        "training.head@opp.example",
+        "gil.alt@example.net",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let from = format!("gil{n}@example.net");
+        let raw = complaint(
+            "Gil",
+            &from,
+            "Lost coursework",
+            &format!("gil-{n}@example.net"),
+            &format!("Reply-To: {reply_to}\r\n"),
+            "My coursework was lost.\r\n",
+        );
+        let p = process(
+            &mut store,
+            &desk,
+            &raw,
+            &Arrival::default(),
+            utc("2026-11-23T10:00:00Z"),
+        )
+        .expect("process");
+        assert!(matches!(p, Processed::Opened { .. }), "{p:?}");
+        let to: String = store
+            .conn()
+            .query_row(
+                "SELECT recipient FROM outbox WHERE kind = 'acknowledgement' ORDER BY id DESC LIMIT 1",
+                [],
+                |r| r.get(0),
+            )
+            .expect("an acknowledgement");
+        // A person's own other address is honoured; ours never is.
+        let expected = if n == 3 { reply_to.to_string() } else { from };
+        assert_eq!(to, expected, "Reply-To: {reply_to}");
+    }
+}

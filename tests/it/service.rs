@@ -118,6 +118,24 @@ fn systemd_hears_ready_status_watchdog_and_stopping_and_a_stall_silences_the_wat
         })
     });
 
+    // A second daemon on the same store (an admin's `redress run` beside
+    // the service) refuses to start: two would send every letter twice.
+    let mut second = Daemon::start(&stack, &store, &[]);
+    let exit = (0..300)
+        .find_map(|_| {
+            std::thread::sleep(Duration::from_millis(100));
+            second.child.try_wait().expect("try_wait")
+        })
+        .expect("the second daemon exits by itself");
+    assert!(!exit.success());
+    assert!(
+        second
+            .log()
+            .contains("another redress daemon is already running on the store"),
+        "{}",
+        second.log()
+    );
+
     // The outbox loop stalls (the test hook) at its next wake-up, which the
     // next complaint brings: WATCHDOG=1 stops.
     std::fs::write(&stall, "outbox").expect("stall file");

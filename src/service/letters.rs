@@ -189,15 +189,30 @@ pub fn mark_sent(
     row: &PendingOutbox,
     now: DateTime<Utc>,
 ) -> anyhow::Result<()> {
+    let full = (|| {
+        let tx = store.transaction()?;
+        // A letter re-addressed while it went does not count: the one to
+        // the complainant's new address still waits.
+        let current = db::outbox_sent(&tx, row, now)?;
+        if let Some(case_id) = row.case_id.filter(|_| current && acknowledges(&row.kind)) {
+            // A closed case takes no events; the letter is sent all the same.
+            let queued = row.created_at.parse().unwrap_or(now);
+            acknowledged_by(&tx, desk, case_id, &row.kind, queued, now)?;
+        }
+        tx.commit()?;
+        anyhow::Ok(())
+    })();
+    let Err(e) = full else { return Ok(()) };
+    // The server has the letter: whatever went wrong with the case's side
+    // of it, the row must not go out again. Sent is recorded alone (the
+    // case then shows as not acknowledged, which QC hears of; a letter
+    // sent twice nobody can take back).
+    tracing::error!(
+        outbox = row.id,
+        "recording a sent letter's effects on its case: {e:#}; recording it as sent only"
+    );
     let tx = store.transaction()?;
-    // A letter re-addressed while it went does not count: the one to the
-    // complainant's new address still waits.
-    let current = db::outbox_sent(&tx, row, now)?;
-    if let Some(case_id) = row.case_id.filter(|_| current && acknowledges(&row.kind)) {
-        // A closed case takes no events; the letter is sent all the same.
-        let queued = row.created_at.parse().unwrap_or(now);
-        acknowledged_by(&tx, desk, case_id, &row.kind, queued, now)?;
-    }
+    db::outbox_sent(&tx, row, now)?;
     tx.commit()?;
     Ok(())
 }

@@ -1371,3 +1371,43 @@ fn a_late_letter_of_an_earlier_stage_does_not_acknowledge_the_next() {
     let case = store.case(&reference).expect("q").expect("case");
     assert!(case.acknowledged_at.is_some());
 }
+
+/// The server took a letter, and recording what it does to its case
+/// fails: the letter is recorded as sent all the same, so it never goes
+/// a second time.
+#[test]
+fn a_letter_the_server_took_is_not_sent_again_when_its_case_cannot_take_it() {
+    use redress::service::intake::{process, Arrival};
+    let (_dir, mut store, desk) = desk_on_a_store();
+    let now: DateTime<Utc> = "2026-11-23T10:00:00Z".parse().expect("now");
+    let raw = complaint(
+        "Hal",
+        "hal@example.net",
+        "Broken promise",
+        "hal-1@example.net",
+        "",
+        "You promised a refund.\r\n",
+    );
+    process(&mut store, &desk, &raw, &Arrival::default(), now).expect("process");
+    let ack = store
+        .due_outbox(now, 100)
+        .expect("outbox")
+        .into_iter()
+        .find(|r| r.kind == "acknowledgement")
+        .expect("the acknowledgement is queued");
+    // An instant that cannot be read: the case's side cannot be worked
+    // out.
+    store
+        .conn()
+        .execute("UPDATE cases SET stage_opened_at = 'not an instant'", [])
+        .expect("break the case");
+    redress::service::letters::mark_sent(&mut store, &desk, &ack, now).expect("sent");
+    assert!(
+        !store
+            .due_outbox(now + chrono::Duration::hours(1), 100)
+            .expect("outbox")
+            .iter()
+            .any(|r| r.id == ack.id),
+        "the acknowledgement would go again"
+    );
+}

@@ -244,7 +244,34 @@ async fn session(ctx: &mut Ctx<'_>) -> anyhow::Result<End> {
         false,
     ));
 
-    let checkpoint = lock(store).checkpoint(folder)?;
+    // The checkpoint is a UID of this account's folder: another account
+    // (the admin moved from a test mailbox to the real one) may well show
+    // the same UIDVALIDITY, and its first mails must not pass for done.
+    let account = format!(
+        "{} on {}",
+        cfg.imap.username,
+        cfg.imap.host.to_ascii_lowercase()
+    );
+    let checkpoint = {
+        let mut s = lock(store);
+        let known = db::setting(s.conn(), "imap_account")?;
+        if known.as_deref() != Some(account.as_str()) {
+            // The old account's checkpoints go with the change, in one
+            // transaction: a crash cannot leave the new name beside them.
+            let tx = s.transaction()?;
+            if let Some(old) = known {
+                tracing::warn!(
+                    from = %old,
+                    to = %account,
+                    "the IMAP account changed: reading its folder again (mail already stored is skipped)"
+                );
+                tx.execute("DELETE FROM imap_checkpoints", [])?;
+            }
+            db::set_setting(&tx, "imap_account", &account)?;
+            tx.commit()?;
+        }
+        s.checkpoint(folder)?
+    };
     let mut last = match checkpoint {
         Some((v, last)) if v == uidvalidity => last,
         Some((v, _)) => {

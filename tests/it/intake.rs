@@ -704,6 +704,72 @@ fn polling_works_without_idle_and_a_uidvalidity_change_processes_nothing_twice()
     );
     assert_eq!(stack.mailbox("ivy@example.net").len(), 3);
     assert!(daemon.stop());
+
+    // The admin moves the store from this mailbox to another one whose
+    // INBOX shows the same UIDVALIDITY (servers number new folders by the
+    // clock): its first mails, at UIDs the old checkpoint covers, are new.
+    let other = "complaints-live@opp.example";
+    for i in 0..4 {
+        crate::support::append(
+            &stack,
+            other,
+            &complaint(
+                "Joe",
+                &format!("joe{i}@example.net"),
+                &format!("Live {i}"),
+                &format!("live-{i}@example.net"),
+                "",
+                "New mailbox.\r\n",
+            ),
+        );
+    }
+    let live = stack
+        .path()
+        .join("mail/opp.example/complaints-live/Maildir");
+    let validity = |dir: &std::path::Path| -> String {
+        let list = std::fs::read_to_string(dir.join("dovecot-uidlist")).expect("uidlist");
+        let first = list.lines().next().expect("header").to_string();
+        first
+            .split(' ')
+            .find(|w| w.starts_with('V'))
+            .expect("V field")
+            .to_string()
+    };
+    stack.service("stop-imap");
+    let ours = validity(&maildir);
+    let list = std::fs::read_to_string(live.join("dovecot-uidlist")).expect("uidlist");
+    let theirs = validity(&live);
+    std::fs::write(
+        live.join("dovecot-uidlist"),
+        list.replacen(&theirs, &ours, 1),
+    )
+    .expect("same UIDVALIDITY");
+    for f in ["dovecot.index", "dovecot.index.cache", "dovecot.index.log"] {
+        let _ = std::fs::remove_file(live.join(f));
+    }
+    stack.service("start-imap");
+    let daemon = Daemon::start(
+        &stack,
+        &store,
+        &[polling[0], polling[1], ("REDRESS_IMAP_USERNAME", other)],
+    );
+    wait_store(&store, 30, "the new mailbox's four complaints", |s| {
+        count(s, "SELECT COUNT(*) FROM cases") == 7
+    });
+    let s = Store::open(&store).expect("store");
+    assert_eq!(
+        count(
+            &s,
+            "SELECT COUNT(*) FROM messages WHERE from_address LIKE 'joe%'"
+        ),
+        4
+    );
+    assert!(
+        daemon.log().contains("the IMAP account changed"),
+        "{}",
+        daemon.log()
+    );
+    assert!(daemon.stop());
 }
 
 #[test]

@@ -1032,6 +1032,32 @@ pub fn insert_case(
     Ok((id, reference))
 }
 
+/// An earlier copy of the same mail, already decided: the same Message-ID
+/// (the copy at hand was stored under a derived one, its bytes being
+/// others), sender, subject and text. Returns its case (None when it
+/// joined none).
+pub fn earlier_copy(
+    tx: &Transaction,
+    row: i64,
+    message_id: &str,
+    from_address: &str,
+    subject: &str,
+    body_text: &str,
+) -> anyhow::Result<Option<Option<i64>>> {
+    Ok(tx
+        .prepare_cached(
+            "SELECT case_id FROM messages
+             WHERE message_id = ?1 AND id <> ?2 AND direction = 'in'
+               AND processed_at IS NOT NULL AND quarantine_reason IS NULL
+               AND from_address = ?3 COLLATE NOCASE AND subject = ?4 AND body_text = ?5
+             ORDER BY id LIMIT 1",
+        )?
+        .query_row(
+            params![message_id, row, from_address, subject, body_text],
+            |r| r.get(0),
+        )
+        .optional()?)
+}
 /// Appends one event to a case's audit log.
 pub fn append_event(
     tx: &Transaction,

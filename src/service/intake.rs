@@ -593,6 +593,28 @@ fn decide_and_commit(
 ) -> anyhow::Result<Processed> {
     let cfg = &desk.config;
     let class = classify(m, &desk.own);
+    // The same mail delivered again with other trace headers (the sender's
+    // server retrying, a redirect rule, an alias into the same box): kept
+    // and shown on the first copy's case, and nothing decided twice, so no
+    // second case and no second acknowledgement.
+    if !m.message_id_synthetic {
+        let body = display_body(m);
+        let copy = db::earlier_copy(tx, row, &m.message_id, m.from_address(), &m.subject, &body)?;
+        if let Some(case_id) = copy {
+            record_message(tx, desk, row, m, case_id, class, now)?;
+            if case_id.is_some() {
+                db::append_event(
+                    tx,
+                    case_id,
+                    now,
+                    "redress",
+                    "duplicate-delivery",
+                    &serde_json::json!({ "message": row, "message_id": m.message_id }),
+                )?;
+            }
+            return Ok(Processed::Duplicate);
+        }
+    }
     let facts = thread_facts(tx, desk, m)?;
     // Staff mail never opens a case; see service::staff. A robot's (an
     // out-of-office reply to an escalation) is no response. Mail that looks
@@ -1121,6 +1143,56 @@ mod tests {
             .conn()
             .query_row(sql, [], |r| r.get(0))
             .expect("count")
+    }
+
+    #[test]
+    fn a_second_delivery_of_a_mail_joins_the_first_and_a_reused_id_does_not() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (mut store, desk) = desk(dir.path());
+        let now = "2026-11-23T10:00:00Z".parse().expect("now");
+        let first = complaint("kim@example.net", "kim-1@example.net");
+        let opened = process(&mut store, &desk, &first, &Arrival::default(), now).expect("first");
+        assert!(matches!(opened, Processed::Opened { .. }), "{opened:?}");
+        // The same mail through an alias: other trace headers, same mail.
+        let mut again = b"Received: from alias.example.net by mx.opp.example\r\nDelivered-To: complaints-alias@opp.example\r\n".to_vec();
+        again.extend_from_slice(&first);
+        let p = process(&mut store, &desk, &again, &Arrival::default(), now).expect("again");
+        assert_eq!(p, Processed::Duplicate);
+        // A broken mailer giving another person's mail the same id: a mail
+        // of its own.
+        let other = complaint("lee@example.net", "kim-1@example.net");
+        let p = process(&mut store, &desk, &other, &Arrival::default(), now).expect("other");
+        assert!(matches!(p, Processed::Opened { .. }), "{p:?}");
+        assert_eq!(count(&store, "SELECT COUNT(*) FROM cases"), 2);
+        assert_eq!(
+            count(
+                &store,
+                "SELECT COUNT(*) FROM messages WHERE direction = 'in'"
+            ),
+            3
+        );
+        assert_eq!(
+            count(
+                &store,
+                "SELECT COUNT(*) FROM outbox WHERE kind = 'acknowledgement'"
+            ),
+            2
+        );
+        assert_eq!(
+            count(
+                &store,
+                "SELECT COUNT(*) FROM messages m JOIN cases c ON c.id = m.case_id WHERE c.complainant_email = 'kim@example.net'"
+            ),
+            2,
+            "the second copy is shown on the first's case"
+        );
+        assert_eq!(
+            count(
+                &store,
+                "SELECT COUNT(*) FROM events WHERE kind = 'duplicate-delivery'"
+            ),
+            1
+        );
     }
 
     #[test]

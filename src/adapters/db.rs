@@ -20,6 +20,7 @@ use std::time::Duration;
 const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0001_initial.sql"),
     include_str!("../../migrations/0002_daemon.sql"),
+    include_str!("../../migrations/0003_refused_since.sql"),
 ];
 
 /// The schema version this build writes.
@@ -886,10 +887,12 @@ pub struct PendingOutbox {
     pub raw: Vec<u8>,
     pub attempts: u32,
     pub created_at: String,
+    /// When the server first refused it (a transient refusal), if it has.
+    pub refused_since: Option<String>,
 }
 
 /// A row of `SELECT id, case_id, kind, message_id, recipient, raw,
-/// attempts, created_at FROM outbox`.
+/// attempts, created_at, refused_since FROM outbox`.
 fn pending_from_row(r: &rusqlite::Row) -> rusqlite::Result<PendingOutbox> {
     Ok(PendingOutbox {
         id: r.get(0)?,
@@ -900,6 +903,7 @@ fn pending_from_row(r: &rusqlite::Row) -> rusqlite::Result<PendingOutbox> {
         raw: r.get(5)?,
         attempts: r.get(6)?,
         created_at: r.get(7)?,
+        refused_since: r.get(8)?,
     })
 }
 
@@ -907,7 +911,7 @@ impl Store {
     /// Rows due at `now`, oldest first.
     pub fn due_outbox(&self, now: DateTime<Utc>, limit: u32) -> anyhow::Result<Vec<PendingOutbox>> {
         let mut stmt = self.conn.prepare(
-            "SELECT id, case_id, kind, message_id, recipient, raw, attempts, created_at FROM outbox
+            "SELECT id, case_id, kind, message_id, recipient, raw, attempts, created_at, refused_since FROM outbox
              WHERE sent_at IS NULL AND failed_at IS NULL AND next_attempt_at <= ?1
              ORDER BY next_attempt_at, id LIMIT ?2",
         )?;
@@ -940,12 +944,21 @@ impl Store {
         row: &PendingOutbox,
         next: DateTime<Utc>,
         error: &str,
+        refused_at: Option<DateTime<Utc>>,
     ) -> anyhow::Result<()> {
         self.conn
             .prepare_cached(
-                "UPDATE outbox SET next_attempt_at = ?2, last_error = ?3 WHERE id = ?1 AND message_id = ?4",
+                "UPDATE outbox SET next_attempt_at = ?2, last_error = ?3,
+                        refused_since = COALESCE(refused_since, ?5)
+                 WHERE id = ?1 AND message_id = ?4",
             )?
-            .execute(params![row.id, ts(next), error, row.message_id])?;
+            .execute(params![
+                row.id,
+                ts(next),
+                error,
+                row.message_id,
+                refused_at.map(ts)
+            ])?;
         Ok(())
     }
 
@@ -1133,7 +1146,7 @@ pub fn waiting_letters_to(
     recipient: &str,
 ) -> anyhow::Result<Vec<PendingOutbox>> {
     let mut stmt = tx.prepare_cached(
-        "SELECT id, case_id, kind, message_id, recipient, raw, attempts, created_at FROM outbox
+        "SELECT id, case_id, kind, message_id, recipient, raw, attempts, created_at, refused_since FROM outbox
          WHERE case_id = ?1 AND recipient = ?2 AND sent_at IS NULL AND failed_at IS NULL ORDER BY id",
     )?;
     let rows = stmt.query_map(
@@ -1159,7 +1172,7 @@ pub fn readdress_outbox(
 ) -> anyhow::Result<()> {
     tx.prepare_cached(
         "UPDATE outbox SET recipient = ?2, message_id = ?3, subject = COALESCE(?4, subject), raw = ?5,
-                attempts = 0, last_error = NULL, next_attempt_at = ?6
+                attempts = 0, last_error = NULL, refused_since = NULL, next_attempt_at = ?6
          WHERE id = ?1 AND sent_at IS NULL AND failed_at IS NULL",
     )?
     .execute(params![

@@ -8,8 +8,10 @@
 //! the commit goes twice, a window of microseconds).
 //!
 //! Transient failures (4xx, connection trouble) retry with back-off; a row
-//! still failing after [`GIVE_UP_AFTER`] and permanent failures (5xx) are
-//! marked failed and the Quality Coordinator is told once.
+//! the server still refuses [`GIVE_UP_AFTER`] its first refusal (time while
+//! the server could not be reached or the daemon was stopped does not
+//! count) and permanent failures (5xx) are marked failed and the Quality
+//! Coordinator is told once.
 
 use crate::adapters::db::{self, PendingOutbox, Store};
 use crate::adapters::smtp::{self, SendOutcome, Transport};
@@ -88,16 +90,22 @@ pub async fn tick(
                 tracing::info!(kind = %row.kind, to = %row.recipient, outbox = row.id, "sent");
             }
             SendOutcome::Retry(error) | SendOutcome::Unreachable(error) => {
-                let created: DateTime<Utc> = row.created_at.parse().unwrap_or(now);
                 let unreachable = matches!(outcome, SendOutcome::Unreachable(_));
-                // Time while the server could not be reached does not count
-                // against a letter: only a server that keeps refusing it.
-                if !unreachable && now - created > GIVE_UP_AFTER {
+                // Only a server that keeps refusing a letter counts against
+                // it, from its first refusal: not time while the server
+                // could not be reached, nor while the daemon was stopped.
+                let refused_since: DateTime<Utc> = row
+                    .refused_since
+                    .as_deref()
+                    .and_then(|t| t.parse().ok())
+                    .unwrap_or(now);
+                if !unreachable && now - refused_since > GIVE_UP_AFTER {
                     fail(store, desk, &row, &error, now)?;
                     report.failed += 1;
                 } else {
                     tracing::debug!(kind = %row.kind, to = %row.recipient, error, "will try again");
-                    store.outbox_retry(&row, now + retry_delay(row.attempts), &error)?;
+                    let refused = (!unreachable).then_some(now);
+                    store.outbox_retry(&row, now + retry_delay(row.attempts), &error, refused)?;
                     report.retried += 1;
                 }
                 if unreachable {

@@ -809,6 +809,11 @@ fn refused_letters_are_retried_or_reported_and_never_block_the_others() {
         count(&s, "SELECT COUNT(*) FROM outbox WHERE recipient = 'tempfail-lee@example.net' AND failed_at IS NULL AND sent_at IS NULL AND last_error LIKE '%450%'"),
         1
     );
+    // The 48 hours before it is given up count from this first refusal.
+    assert_eq!(
+        count(&s, "SELECT COUNT(*) FROM outbox WHERE recipient = 'tempfail-lee@example.net' AND refused_since IS NOT NULL"),
+        1
+    );
     std::thread::sleep(Duration::from_secs(1));
     assert_eq!(
         stack

@@ -47,11 +47,21 @@ pub fn sync_wal(path: &Path) -> anyhow::Result<()> {
         .with_context(|| format!("Syncing the store {}", path.display()))
 }
 
+/// Creates the directory the store at `path` lives in, if it is missing.
+fn store_directory(path: &Path) -> anyhow::Result<()> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("Creating the store's directory {}", parent.display()))?;
+    }
+    Ok(())
+}
+
 /// Holds the store at `path` for one daemon: an exclusive lock on
 /// `<store>.lock`, kept while the returned file is open and let go by the
 /// kernel however the process ends (a SIGKILL too). Two daemons on one
 /// store would each send every letter in the outbox.
 pub fn lock_for_daemon(path: &Path) -> anyhow::Result<std::fs::File> {
+    store_directory(path)?;
     let mut name = path.as_os_str().to_owned();
     name.push(".lock");
     let file = std::fs::OpenOptions::new()
@@ -86,10 +96,7 @@ pub struct Store {
 impl Store {
     /// Opens (creating if needed) and migrates the store at `path`.
     pub fn open(path: &Path) -> anyhow::Result<Store> {
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent)
-                .with_context(|| format!("Creating the store's directory {}", parent.display()))?;
-        }
+        store_directory(path)?;
         let conn = Connection::open(path)
             .with_context(|| format!("Opening the store {}", path.display()))?;
         conn.busy_timeout(Duration::from_secs(10))?;

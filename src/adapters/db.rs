@@ -287,6 +287,25 @@ impl Store {
     }
 
     /// The IMAP checkpoint of a folder: (UIDVALIDITY, last processed UID).
+    /// Records that intake reads `account` (user and host): when it is
+    /// not the account last read, the old one's checkpoints go with the
+    /// change, in one transaction (a crash cannot leave the new name beside
+    /// them), since another mailbox may show the same UIDVALIDITY. Returns
+    /// the account it replaced, if one was recorded.
+    pub fn claim_imap_account(&mut self, account: &str) -> anyhow::Result<Option<String>> {
+        let known = setting(&self.conn, "imap_account")?;
+        if known.as_deref() == Some(account) {
+            return Ok(None);
+        }
+        let tx = self.transaction()?;
+        if known.is_some() {
+            tx.execute("DELETE FROM imap_checkpoints", [])?;
+        }
+        set_setting(&tx, "imap_account", account)?;
+        tx.commit()?;
+        Ok(known)
+    }
+
     pub fn checkpoint(&self, folder: &str) -> anyhow::Result<Option<(u32, u32)>> {
         checkpoint(&self.conn, folder)
     }
@@ -1078,6 +1097,7 @@ pub fn earlier_copy(
         )
         .optional()?)
 }
+
 /// Appends one event to a case's audit log.
 pub fn append_event(
     tx: &Transaction,

@@ -120,9 +120,45 @@ pub fn message_id_domain(id: &str) -> &str {
         .unwrap_or("")
 }
 
+/// Whether `e` (lower case) is address `a` or one of its plus-addresses
+/// (`a`'s local part, `+`, anything, at `a`'s domain).
+pub fn is_or_plus_of(e: &str, a: &str) -> bool {
+    let a = a.to_ascii_lowercase();
+    e == a
+        || match (e.rsplit_once('@'), a.rsplit_once('@')) {
+            (Some((el, ed)), Some((al, ad))) => {
+                ed == ad
+                    && el
+                        .strip_prefix(al)
+                        .is_some_and(|rest| rest.starts_with('+'))
+            }
+            _ => false,
+        }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn plus_addresses_of_an_address_are_its_own() {
+        let desk = "Complaints+UK@opp.example";
+        for e in [
+            "complaints+uk@opp.example",
+            "complaints+uk+opp-2026-0001@opp.example",
+        ] {
+            assert!(is_or_plus_of(e, desk), "{e}");
+        }
+        for e in [
+            "complaints@opp.example",
+            "complaints+ukx@opp.example",
+            "complaints+uk@other.example",
+            "xcomplaints+uk+1@opp.example",
+        ] {
+            assert!(!is_or_plus_of(e, desk), "{e}");
+        }
+        assert!(is_or_plus_of("head+x@opp.example", "head@opp.example"));
+    }
 
     #[test]
     fn reply_address_prefers_reply_to() {

@@ -254,21 +254,12 @@ async fn session(ctx: &mut Ctx<'_>) -> anyhow::Result<End> {
     );
     let checkpoint = {
         let mut s = lock(store);
-        let known = db::setting(s.conn(), "imap_account")?;
-        if known.as_deref() != Some(account.as_str()) {
-            // The old account's checkpoints go with the change, in one
-            // transaction: a crash cannot leave the new name beside them.
-            let tx = s.transaction()?;
-            if let Some(old) = known {
-                tracing::warn!(
-                    from = %old,
-                    to = %account,
-                    "the IMAP account changed: reading its folder again (mail already stored is skipped)"
-                );
-                tx.execute("DELETE FROM imap_checkpoints", [])?;
-            }
-            db::set_setting(&tx, "imap_account", &account)?;
-            tx.commit()?;
+        if let Some(old) = s.claim_imap_account(&account)? {
+            tracing::warn!(
+                from = %old,
+                to = %account,
+                "the IMAP account changed: reading its folder again (mail already stored is skipped)"
+            );
         }
         s.checkpoint(folder)?
     };

@@ -18,7 +18,7 @@ use crate::config::Config;
 use crate::core::calendar::WorkingCalendar;
 use crate::core::classify::OwnIdentity;
 use crate::core::intake::RoutingRule;
-use crate::core::message::Inbound;
+use crate::core::message::{is_or_plus_of, Inbound};
 use crate::core::procedure::Procedure;
 use anyhow::Context as _;
 
@@ -165,22 +165,6 @@ impl Desk {
             .iter()
             .any(|(a, _)| a.eq_ignore_ascii_case(address))
     }
-}
-
-/// Whether `e` (lower case) is address `a` or one of its plus-addresses
-/// (`a`'s local part, `+`, anything, at `a`'s domain).
-pub(crate) fn is_or_plus_of(e: &str, a: &str) -> bool {
-    let a = a.to_ascii_lowercase();
-    e == a
-        || match (e.rsplit_once('@'), a.rsplit_once('@')) {
-            (Some((el, ed)), Some((al, ad))) => {
-                ed == ad
-                    && el
-                        .strip_prefix(al)
-                        .is_some_and(|rest| rest.starts_with('+'))
-            }
-            _ => false,
-        }
 }
 
 /// 32 random bytes from the kernel.

@@ -566,7 +566,6 @@ pub fn change_contact(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::service::is_or_plus_of;
 
     #[test]
     fn via_names_are_the_ways_as_written() {
@@ -575,25 +574,5 @@ mod tests {
             assert_eq!(v.as_str().parse::<Via>(), Ok(v));
         }
         assert!("pigeon".parse::<Via>().is_err());
-    }
-
-    #[test]
-    fn plus_addresses_of_an_address_are_its_own() {
-        let desk = "Complaints+UK@opp.example";
-        for e in [
-            "complaints+uk@opp.example",
-            "complaints+uk+opp-2026-0001@opp.example",
-        ] {
-            assert!(is_or_plus_of(e, desk), "{e}");
-        }
-        for e in [
-            "complaints@opp.example",
-            "complaints+ukx@opp.example",
-            "complaints+uk@other.example",
-            "xcomplaints+uk+1@opp.example",
-        ] {
-            assert!(!is_or_plus_of(e, desk), "{e}");
-        }
-        assert!(is_or_plus_of("head+x@opp.example", "head@opp.example"));
     }
 }
